@@ -1,0 +1,21 @@
+"""Pretraining data: Google-schema TFRecord shards with meta.json, and the input pipeline that reads them."""
+
+from data.meta import (
+    META_FILENAME,
+    META_FORMAT,
+    META_FORMAT_VERSION,
+    DataConfigError,
+    check_meta,
+    read_meta,
+    write_meta,
+)
+
+__all__ = [
+    "META_FILENAME",
+    "META_FORMAT",
+    "META_FORMAT_VERSION",
+    "DataConfigError",
+    "check_meta",
+    "read_meta",
+    "write_meta",
+]
