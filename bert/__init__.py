@@ -1,0 +1,51 @@
+"""Google's BERT in Keras 3: config, encoder, pretraining heads, losses, Google-checkpoint import/export."""
+
+from bert.activations import ACTIVATIONS, gelu, gelu_exact
+from bert.checkpoint import (
+    CONFIG_FILE_NAME,
+    IGNORED_CHECKPOINT_NAMES,
+    google_variables,
+    load_google_checkpoint,
+    save_google_checkpoint,
+)
+from bert.config import BertConfig
+from bert.losses import (
+    SUM_KEYS,
+    add_sums,
+    masked_lm_loss,
+    next_sentence_loss,
+    pretraining_loss,
+    pretraining_metrics,
+    pretraining_sums,
+)
+from bert.model import (
+    WEIGHT_DECAY_EXCLUSIONS,
+    BertEncoder,
+    BertPretrainingModel,
+    MaskedLMHead,
+    NextSentenceHead,
+)
+
+__all__ = [
+    "ACTIVATIONS",
+    "CONFIG_FILE_NAME",
+    "IGNORED_CHECKPOINT_NAMES",
+    "SUM_KEYS",
+    "WEIGHT_DECAY_EXCLUSIONS",
+    "BertConfig",
+    "BertEncoder",
+    "BertPretrainingModel",
+    "MaskedLMHead",
+    "NextSentenceHead",
+    "add_sums",
+    "gelu",
+    "gelu_exact",
+    "google_variables",
+    "load_google_checkpoint",
+    "masked_lm_loss",
+    "next_sentence_loss",
+    "pretraining_loss",
+    "pretraining_metrics",
+    "pretraining_sums",
+    "save_google_checkpoint",
+]
