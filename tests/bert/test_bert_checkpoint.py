@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import make_features
+from bert_examples import make_features
 from numpy_bert import pretraining_logits, random_weights
 
 import bert

@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import make_features
+from bert_examples import make_features
 from numpy_bert import ACTIVATIONS as NUMPY_ACTIVATIONS
 from numpy_bert import bert_model, pretraining_logits, random_weights
 

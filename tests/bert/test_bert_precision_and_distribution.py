@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import make_features
+from bert_examples import make_features
 from numpy_bert import random_weights
 
 import bert
