@@ -9,6 +9,7 @@ from data.meta import (
     read_meta,
     write_meta,
 )
+from data.pipeline import feature_spec, parse_batch, pretraining_dataset
 
 __all__ = [
     "META_FILENAME",
@@ -18,4 +19,7 @@ __all__ = [
     "check_meta",
     "read_meta",
     "write_meta",
+    "feature_spec",
+    "parse_batch",
+    "pretraining_dataset",
 ]
