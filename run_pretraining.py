@@ -1,0 +1,81 @@
+"""Pretrain BERT with LAMB at large batch sizes.
+
+    python run_pretraining.py --config=phase1.yaml                        # BERT-Large, batch 65536, seq 128
+    python run_pretraining.py --config=phase2.yaml                        # batch 32768, seq 512, from phase 1
+    python run_pretraining.py --config=demo.yaml                          # tiny BERT on the CPU, minutes
+    python run_pretraining.py --config=phase1.yaml --set train.micro_batch_size=32 --model_dir=gs://b/run1
+
+A bad config, command line or data set is reported as one line on stderr with exit code 2.
+Every config key is listed in the help of --set (python run_pretraining.py --helpfull).
+"""
+
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import logging as python_logging  # noqa: E402
+
+from absl import app, flags, logging  # noqa: E402
+
+import trainer  # noqa: E402
+from trainer import config as config_lib  # noqa: E402
+
+
+def _keys_help():
+    lines = ["override one config key, typed by the schema (repeatable): --set section.key=value. Keys:"]
+    for name, form, default, help in config_lib.key_table():
+        lines.append(f"  {name} ({form}; default {default}): {help}")
+    return "\n".join(lines)
+
+
+flags.DEFINE_string(
+    "config", None, "YAML config: a path, or a file name in configs/ (phase1.yaml, phase2.yaml, demo.yaml)"
+)
+flags.DEFINE_multi_string("set", [], _keys_help())
+flags.DEFINE_string("model_dir", None, "checkpoints, logs and the export (sets runtime.model_dir)")
+flags.DEFINE_string("mode", "train", f"one of {', '.join(trainer.MODES)}")
+flags.DEFINE_string(
+    "strategy", None, f"one of {', '.join(config_lib.STRATEGIES)} (sets runtime.strategy; default auto)"
+)
+flags.DEFINE_string("tpu", None, "Cloud TPU name or grpc:// address (sets runtime.tpu)")
+flags.DEFINE_string("num_gpus", None, "GPUs used by the mirrored strategy (sets runtime.num_gpus)")
+
+FLAGS = flags.FLAGS
+
+# The deployment flags are shorthands for config keys; given, they win over the file and --set.
+DEPLOYMENT_FLAGS = {
+    "model_dir": "runtime.model_dir",
+    "strategy": "runtime.strategy",
+    "tpu": "runtime.tpu",
+    "num_gpus": "runtime.num_gpus",
+}
+
+
+def fail(message):
+    """One line on stderr, exit code 2: what a user has to fix, without a traceback."""
+    print(f"run_pretraining.py: error: {' '.join(str(message).split())}", file=sys.stderr)
+    sys.exit(2)
+
+
+def main(argv):
+    if len(argv) > 1:
+        fail(f"unexpected arguments {' '.join(argv[1:])} (flags are --name=value)")
+    if not FLAGS.config:
+        fail("--config is required (e.g. --config=demo.yaml)")
+    if FLAGS.mode not in trainer.MODES:
+        fail(f"--mode: expected one of {', '.join(trainer.MODES)}, got {FLAGS.mode!r}")
+    logging.get_absl_handler().setFormatter(python_logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+    overrides = list(FLAGS.set)
+    for flag, key in DEPLOYMENT_FLAGS.items():
+        if FLAGS[flag].value is not None:
+            overrides.append(f"{key}={FLAGS[flag].value}")
+    try:
+        config = trainer.load_config(FLAGS.config, overrides)
+        trainer.run(config, mode=FLAGS.mode)
+    except trainer.USER_ERRORS as e:
+        fail(e)
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,158 @@
+"""End-to-end tiny runs: the loss goes down, checkpoints and TensorBoard events are written, the export loads
+into bert/, a resumed run equals an uninterrupted one, and init_checkpoint loads weights only."""
+
+import glob
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from tiny_setup import tiny_config_yaml
+
+import bert
+import trainer
+from trainer.checkpoints import load_init_checkpoint, restore_model
+from trainer.errors import UserError
+from trainer.train import load_bert_config
+
+
+def one_device():
+    return tf.distribute.OneDeviceStrategy("/cpu:0")
+
+
+def exported_weights(export_dir):
+    reader = tf.train.load_checkpoint(os.path.join(export_dir, "bert_model.ckpt"))
+    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()}
+
+
+def event_values(log_dir):
+    """{tag: [(step, value or histogram)]} of the event files in log_dir."""
+    values = {}
+    for path in glob.glob(os.path.join(log_dir, "events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            for value in event.summary.value:
+                kind = value.WhichOneof("value")
+                content = value.simple_value if kind == "simple_value" else value.histo
+                values.setdefault(value.tag, []).append((event.step, content))
+    return values
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """A 12-step run (4 accumulation steps of 4 sequences on one device) shared by the tests below."""
+    tmp_path = tmp_path_factory.mktemp("tiny_run")
+    model_dir = str(tmp_path / "run")
+    config = trainer.load_config(tiny_config_yaml(tmp_path, model_dir=model_dir, total_steps=12), [])
+    result = trainer.train(config, strategy=one_device())
+    return config, result, tmp_path
+
+
+def test_the_loss_goes_down(tiny_run):
+    config, result, _ = tiny_run
+    losses = [
+        value for _, value in sorted(event_values(os.path.join(config.runtime.model_dir, "train"))["loss"])
+    ]
+    assert len(losses) == 6  # every 2 steps
+    assert losses[-1] < losses[0] - 0.1
+    assert result.step == 12
+    assert result.metrics["masked_lm_accuracy"] > 0.0
+
+
+def test_checkpoints_are_written_every_n_steps_and_at_the_end(tiny_run):
+    config, result, _ = tiny_run
+    model_dir = config.runtime.model_dir
+    assert result.checkpoint == os.path.join(model_dir, "ckpt-12")
+    assert tf.train.get_checkpoint_state(model_dir).all_model_checkpoint_paths == [
+        os.path.join(model_dir, f"ckpt-{step}") for step in (4, 8, 12)
+    ]
+    assert os.path.exists(os.path.join(model_dir, "data", "chief", "data-12.index"))
+    # The resolved config is written beside the checkpoints and loads back to the same config.
+    assert trainer.load_config(os.path.join(model_dir, "config.yaml")) == config
+
+
+def test_tensorboard_gets_the_logged_numbers_and_the_trust_ratios(tiny_run):
+    config, _, _ = tiny_run
+    values = event_values(os.path.join(config.runtime.model_dir, "train"))
+    for tag in [
+        "loss",
+        "masked_lm_accuracy",
+        "next_sentence_accuracy",
+        "learning_rate",
+        "gradient_norm",
+        "sequences_per_second",
+        "trust_ratio/min",
+        "trust_ratio/median",
+        "trust_ratio/max",
+        "trust_ratio/histogram",
+    ]:
+        assert [step for step, _ in values[tag]] == [2, 4, 6, 8, 10, 12], tag
+    # The rate of the 2nd update (iteration 1) of a 2-step linear warmup to 2e-2 is 1e-2.
+    assert values["learning_rate"][0][1] == pytest.approx(1e-2)
+    (_, histogram) = values["trust_ratio/histogram"][-1]
+    assert histogram.num == 12  # the kernels and embeddings: the variables LAMB adapts in the tiny model
+    assert histogram.min == pytest.approx(values["trust_ratio/min"][-1][1])
+
+
+def test_the_export_is_a_google_checkpoint_that_bert_loads(tiny_run):
+    config, result, _ = tiny_run
+    assert sorted(os.listdir(result.export_dir)) == [
+        "bert_config.json",
+        "bert_model.ckpt.data-00000-of-00001",
+        "bert_model.ckpt.index",
+        "vocab.txt",
+    ]
+    exported = bert.BertPretrainingModel(
+        bert.BertConfig.from_json_file(f"{result.export_dir}/bert_config.json")
+    )
+    bert.load_google_checkpoint(exported, os.path.join(result.export_dir, "bert_model.ckpt"))
+    trained = bert.BertPretrainingModel(load_bert_config(config.model))
+    restore_model(trained, config.runtime.model_dir)
+    for a, b in zip(exported.weights, trained.weights, strict=True):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_resuming_after_a_stop_gives_the_weights_of_an_uninterrupted_run(tiny_run, tmp_path):
+    config, result, data_dir = tiny_run
+    model_dir = str(tmp_path / "resumed")
+    path = tiny_config_yaml(data_dir, model_dir=model_dir, total_steps=12)
+    first = trainer.train(trainer.load_config(path, ["train.max_steps=6"]), strategy=one_device())
+    assert first.step == 6  # stopped mid-way (between two checkpoint intervals: a checkpoint at the stop)
+    second = trainer.train(trainer.load_config(path, []), strategy=one_device())
+    assert second.step == 12
+    uninterrupted, resumed = exported_weights(result.export_dir), exported_weights(second.export_dir)
+    assert uninterrupted.keys() == resumed.keys()
+    for name in uninterrupted:
+        np.testing.assert_array_equal(resumed[name], uninterrupted[name], err_msg=name)
+
+
+def test_init_checkpoint_loads_the_weights_of_a_model_dir_or_of_a_google_export(tiny_run):
+    config, result, _ = tiny_run
+    expected = exported_weights(result.export_dir)
+    for source in (config.runtime.model_dir, os.path.join(result.export_dir, "bert_model.ckpt")):
+        model = bert.BertPretrainingModel(load_bert_config(config.model))
+        load_init_checkpoint(model, source)
+        for name, variable in bert.google_variables(model).items():
+            np.testing.assert_array_equal(variable.numpy(), expected[name], err_msg=name)
+
+
+def test_init_checkpoint_of_another_model_size_is_a_user_error(tiny_run, tmp_path):
+    config, result, _ = tiny_run
+    other = bert.BertPretrainingModel(
+        bert.BertConfig(vocab_size=64, hidden_size=8, num_hidden_layers=1, num_attention_heads=2)
+    )
+    for source in (config.runtime.model_dir, result.export_dir):
+        with pytest.raises(UserError, match="model.init_checkpoint: cannot load"):
+            load_init_checkpoint(other, source)
+    with pytest.raises(UserError, match="model.init_checkpoint: no checkpoint at"):
+        load_init_checkpoint(other, str(tmp_path / "nothing"))
+
+
+def test_a_run_with_init_checkpoint_starts_a_fresh_optimizer_from_the_loaded_weights(tiny_run, tmp_path):
+    config, result, data_dir = tiny_run
+    path = tiny_config_yaml(data_dir, model_dir=str(tmp_path / "phase2"), total_steps=12)
+    overrides = [f"model.init_checkpoint={config.runtime.model_dir}", "train.max_steps=2"]
+    second = trainer.train(trainer.load_config(path, overrides), strategy=one_device())
+    assert second.step == 2  # a fresh step counter
+    first_losses = event_values(os.path.join(config.runtime.model_dir, "train"))["loss"]
+    # Starting from the trained weights, the first logged loss is the trained model's, not a fresh one's.
+    assert second.metrics["loss"] < first_losses[0][1] - 0.1

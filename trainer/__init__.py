@@ -1,0 +1,37 @@
+"""The pretraining application: typed config, strategy, distributed training loop, checkpoints, export.
+
+config = trainer.load_config("phase1.yaml", overrides=["train.micro_batch_size=32"])
+result = trainer.train(config)          # or trainer.run(config, mode="train" | "eval" | "export")
+"""
+
+from trainer.config import Config, load_config
+from trainer.errors import USER_ERRORS, ConfigError, UserError
+from trainer.evaluate import evaluate
+from trainer.export import export_model
+from trainer.plan import BatchPlan, SchedulePlan, plan_batches, plan_schedule
+from trainer.run import MODES, export_latest, run
+from trainer.step import TrainStep, use_reduced_gradients
+from trainer.strategy import make_strategy
+from trainer.train import TrainResult, train
+
+__all__ = [
+    "MODES",
+    "USER_ERRORS",
+    "BatchPlan",
+    "Config",
+    "ConfigError",
+    "SchedulePlan",
+    "TrainResult",
+    "TrainStep",
+    "UserError",
+    "evaluate",
+    "export_latest",
+    "export_model",
+    "load_config",
+    "make_strategy",
+    "plan_batches",
+    "plan_schedule",
+    "run",
+    "train",
+    "use_reduced_gradients",
+]

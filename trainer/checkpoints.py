@@ -1,0 +1,159 @@
+"""Checkpoints: save every N steps and at the end, resume from the latest, start from init_checkpoint.
+
+model_dir/
+    ckpt-<step>.index, ckpt-<step>.data-*     model variables, optimizer (moments, iterations), step counter
+    checkpoint                                the CheckpointManager's list of the kept ones
+    data/<task>/data-<step>.*                 the input iterators of each task (one per worker process), so
+                                              a resumed run reads on from the same position
+
+The data position is written before the model checkpoint of the same step, so the latest model checkpoint
+always has its data position. In a multi-worker run every worker takes part in saving (as
+MultiWorkerMirroredStrategy requires), but only the chief's copy goes to model_dir; the others write to a
+scratch directory that is deleted. model_dir must then be storage all workers share (GCS, NFS).
+"""
+
+import os
+
+import tensorflow as tf
+from absl import logging
+
+import bert
+from trainer.errors import UserError
+from trainer.strategy import is_chief, task_name
+
+CHECKPOINT_NAME = "ckpt"
+MODEL_KEY = "model_variables"
+
+
+def model_variables(model):
+    """Every variable of the model in creation order (weights, then dropout RNG states), as checkpointed.
+
+    The list is saved rather than the Keras model object: tf.train.Checkpoint does not follow Keras 3's
+    tracked lists of layers (BertEncoder.transformer_layers), so `Checkpoint(model=model)` would miss the
+    transformer layers. The order is fixed by the architecture, and shapes are checked on restore.
+    """
+    return list(model.variables)
+
+
+DATA_CHECKPOINT_NAME = "data"
+
+
+class Checkpoints:
+    def __init__(self, model_dir, strategy, *, model, optimizer, step, input_checkpoint, keep):
+        self.model_dir = model_dir
+        self.model = model
+        self.step = step
+        self.chief = is_chief(strategy)
+        self.checkpoint = tf.train.Checkpoint(
+            **{MODEL_KEY: model_variables(model)}, optimizer=optimizer, step=step
+        )
+        directory = model_dir if self.chief else os.path.join(model_dir, f".scratch-{task_name(strategy)}")
+        self._scratch = None if self.chief else directory
+        self.manager = tf.train.CheckpointManager(
+            self.checkpoint, directory, max_to_keep=keep, step_counter=step, checkpoint_name=CHECKPOINT_NAME
+        )
+        self.input_checkpoint = input_checkpoint
+        self.data_manager = tf.train.CheckpointManager(
+            input_checkpoint,
+            os.path.join(model_dir, DATA_CHECKPOINT_NAME, task_name(strategy)),
+            max_to_keep=keep,
+            checkpoint_name=DATA_CHECKPOINT_NAME,
+        )
+
+    def latest(self):
+        """The prefix of the newest complete checkpoint in model_dir, or None."""
+        return tf.train.latest_checkpoint(self.model_dir)
+
+    def restore_latest(self):
+        """Restores model, optimizer, step and data position from model_dir; returns the step or None."""
+        path = self.latest()
+        if path is None:
+            return None
+        self.checkpoint.restore(path).assert_existing_objects_matched()
+        step = int(self.step.numpy())
+        data_path = os.path.join(self.data_manager.directory, f"{DATA_CHECKPOINT_NAME}-{step}")
+        if tf.io.gfile.exists(f"{data_path}.index"):
+            try:
+                self.input_checkpoint.restore(data_path).assert_consumed()
+            except AssertionError:
+                raise UserError(
+                    f"{data_path} holds the input position of another set-up (number of input hosts); "
+                    f"delete {self.data_manager.directory} to restart the input from the beginning"
+                ) from None
+            logging.info("resumed from %s at step %d, with the data position of that step", path, step)
+        else:
+            logging.warning(
+                "resumed from %s at step %d, but %s is missing: the input starts again from the beginning "
+                "of its (shuffled) data",
+                path,
+                step,
+                data_path,
+            )
+        return step
+
+    def save(self):
+        """Saves the data position, then model/optimizer/step, at the current step."""
+        step = int(self.step.numpy())
+        self.data_manager.save(checkpoint_number=step)
+        path = self.manager.save(checkpoint_number=step)
+        if self._scratch is not None:
+            tf.io.gfile.rmtree(self._scratch)
+        return path if self.chief else None
+
+
+def is_google_checkpoint(path):
+    """True when the checkpoint at prefix `path` holds Google BERT names (bert/embeddings/...)."""
+    names = {name for name, _ in tf.train.list_variables(path)}
+    return "bert/embeddings/word_embeddings" in names
+
+
+def resolve_init_checkpoint(path):
+    """The prefix `model.init_checkpoint` names: a prefix, a model_dir (its latest) or an export dir."""
+    if tf.io.gfile.isdir(path):
+        latest = tf.train.latest_checkpoint(path)
+        if latest is not None:
+            return latest
+        exported = os.path.join(path, "bert_model.ckpt")
+        if tf.io.gfile.exists(f"{exported}.index"):
+            return exported
+        raise UserError(f"model.init_checkpoint: {path} is a directory without a checkpoint")
+    if not tf.io.gfile.exists(f"{path}.index"):
+        raise UserError(f"model.init_checkpoint: no checkpoint at {path} (no {path}.index)")
+    return path
+
+
+def load_init_checkpoint(model, path):
+    """Loads model weights only from a Google BERT checkpoint or a checkpoint of this trainer."""
+    prefix = resolve_init_checkpoint(path)
+    try:
+        if is_google_checkpoint(prefix):
+            bert.load_google_checkpoint(model, prefix)
+            kind = "Google BERT checkpoint"
+        else:
+            status = tf.train.Checkpoint(**{MODEL_KEY: model_variables(model)}).read(prefix)
+            status.expect_partial()  # the optimizer and step of that run are not wanted
+            status.assert_existing_objects_matched()
+            kind = "trainer checkpoint (model weights only)"
+    except (ValueError, AssertionError, tf.errors.OpError) as e:
+        message = str(e).strip().splitlines()[0]
+        raise UserError(f"model.init_checkpoint: cannot load {prefix} into this model: {message}") from None
+    logging.info("initialised the model from %s, a %s", prefix, kind)
+    return prefix
+
+
+def restore_model(model, model_dir):
+    """Loads the model weights of the latest checkpoint in `model_dir`; returns (its path, its step)."""
+    path = tf.train.latest_checkpoint(model_dir)
+    if path is None:
+        raise UserError(f"runtime.model_dir: no checkpoint in {model_dir}")
+    step = tf.Variable(0, dtype=tf.int64, trainable=False)
+    status = tf.train.Checkpoint(**{MODEL_KEY: model_variables(model)}, step=step).read(path)
+    status.expect_partial()  # the optimizer is not needed
+    try:
+        status.assert_existing_objects_matched()
+    except AssertionError as e:
+        message = str(e).strip().splitlines()[0]
+        raise UserError(
+            f"{path}: not a checkpoint of this model (check model.bert_config): {message}"
+        ) from None
+    return path, int(step.numpy())

@@ -1,0 +1,42 @@
+"""Export of a trained model in Google BERT's format: what Google's and Hugging Face's code load.
+
+model_dir/export/bert_model.ckpt.index, .data-00000-of-00001   Google's variable names and shapes
+model_dir/export/bert_config.json
+model_dir/export/vocab.txt                                     the vocabulary of the training data
+"""
+
+import os
+
+import tensorflow as tf
+from absl import logging
+
+import bert
+import data
+
+EXPORT_DIR_NAME = "export"
+CHECKPOINT_PREFIX = "bert_model.ckpt"
+VOCAB_FILE_NAME = "vocab.txt"
+
+
+def find_vocab_file(vocab_file, train_files):
+    """`vocab_file` if given, else the vocab file named by the training data's meta.json, else None."""
+    if vocab_file:
+        return vocab_file
+    first_pattern = train_files.split(",")[0].strip()
+    meta = data.read_meta(first_pattern)
+    if not meta or not meta.get("vocab_file"):
+        return None
+    return os.path.join(data.meta.meta_directory(first_pattern), meta["vocab_file"])
+
+
+def export_model(model, model_dir, vocab_file=None):
+    """Writes the Google-format checkpoint, bert_config.json and vocab.txt; returns the export directory."""
+    export_dir = os.path.join(model_dir, EXPORT_DIR_NAME)
+    tf.io.gfile.makedirs(export_dir)
+    if vocab_file:
+        tf.io.gfile.copy(vocab_file, os.path.join(export_dir, VOCAB_FILE_NAME), overwrite=True)
+    else:
+        logging.warning("no vocabulary file known (set data.vocab_file): the export has no vocab.txt")
+    bert.save_google_checkpoint(model, os.path.join(export_dir, CHECKPOINT_PREFIX))
+    logging.info("exported the model to %s (Google BERT checkpoint, bert_config.json, vocab.txt)", export_dir)
+    return export_dir

@@ -1,0 +1,121 @@
+"""One optimizer step per replica: gradients accumulated over micro-batches, one all-reduce, one LAMB update.
+
+The loss of a step is Google's pretraining loss over the WHOLE global batch G (all replicas, all
+micro-batches):
+
+    loss = sum_G(w * nll_mlm) / (sum_G(w) + 1e-5)  +  sum_G(nll_nsp) / |G|
+
+Both denominators are known before any forward pass: |G| is the configured global batch and sum_G(w) is one
+scalar all-reduce of the replicas' masked_lm_weights. Each micro-batch b then contributes
+
+    loss_b = sum_b(w * nll_mlm) / (sum_G(w) + 1e-5)  +  sum_b(nll_nsp) / |G|
+
+and sum over b of loss_b is exactly the loss above, so the summed gradients are exactly its gradient whatever
+the number of replicas or accumulation steps. Per replica the micro-batch gradients are summed locally (a
+tf.while_loop), then ONE all-reduce (SUM) of the gradient list gives the global gradient, identical on every
+replica; the global-norm clipping is applied to that, and ONE LAMB update follows.
+
+Keras' optimizer.apply() in a replica context would all-reduce the gradients once more (and apply its own
+`global_clipnorm` per replica, BEFORE reducing: keras/src/optimizers/base_optimizer.py `_clip_gradients`
+runs ahead of keras/src/backend/tensorflow/optimizer.py `_all_reduce_sum_gradients`). So the optimizer is
+built without Keras clipping and `use_reduced_gradients` turns its all-reduce off.
+"""
+
+import tensorflow as tf
+
+import bert
+
+
+def use_reduced_gradients(optimizer):
+    """Makes `optimizer.apply()` use the given gradients as they are: they are already summed over replicas.
+
+    Keras 3's TensorFlow optimizer sums gradients across replicas inside `apply()` (its
+    `_all_reduce_sum_gradients`). The train step does that reduction itself, before clipping, so the
+    optimizer's own reduction is replaced by the identity on this optimizer instance (and on the optimizer
+    it wraps, e.g. a LossScaleOptimizer's inner optimizer).
+    """
+    for target in (optimizer, getattr(optimizer, "inner_optimizer", None)):
+        if target is None:
+            continue
+        if not hasattr(target, "_all_reduce_sum_gradients"):
+            raise TypeError(
+                f"{type(target).__name__} has no _all_reduce_sum_gradients: this Keras version reduces "
+                "gradients differently; check keras/src/backend/tensorflow/optimizer.py before training"
+            )
+        if target.global_clipnorm or target.clipnorm or target.clipvalue:
+            raise ValueError("clip in the train step (after the all-reduce), not in the Keras optimizer")
+        target._all_reduce_sum_gradients = _already_reduced
+    return optimizer
+
+
+def _already_reduced(grads_and_vars):
+    return list(grads_and_vars)
+
+
+def split_micro_batches(features, accumulation_steps):
+    """The replica's batch for one optimizer step [A * M, ...] as A micro-batches: [A, M, ...]."""
+    return {
+        name: tf.reshape(t, [accumulation_steps, t.shape[0] // accumulation_steps, *t.shape[1:]])
+        for name, t in features.items()
+    }
+
+
+class TrainStep:
+    """The replica function of one optimizer step (call it inside `strategy.run`).
+
+    Returns {"sums": this replica's loss and accuracy sums (bert.SUM_KEYS), "gradient_norm": the global
+    norm of the global gradient before clipping}.
+    """
+
+    def __init__(
+        self, model, optimizer, *, global_batch_size, accumulation_steps, clip_global_norm, jit_compile=False
+    ):
+        self.model = model
+        self.optimizer = use_reduced_gradients(optimizer)
+        self.global_batch_size = global_batch_size
+        self.accumulation_steps = accumulation_steps
+        self.clip_global_norm = clip_global_norm
+        self.accumulate = tf.function(self._accumulate, jit_compile=True) if jit_compile else self._accumulate
+
+    def __call__(self, features):
+        replica = tf.distribute.get_replica_context()
+        # The denominators of the loss over the global batch (see the module docstring).
+        local_weight_sum = tf.reduce_sum(features["masked_lm_weights"])
+        mlm_weight_sum = replica.all_reduce(tf.distribute.ReduceOp.SUM, local_weight_sum)
+        nsp_count = tf.constant(float(self.global_batch_size))
+
+        micro_batches = split_micro_batches(features, self.accumulation_steps)
+        grads, sums = self.accumulate(micro_batches, mlm_weight_sum, nsp_count)
+
+        grads = replica.all_reduce(tf.distribute.ReduceOp.SUM, grads)  # the one all-reduce of the step
+        gradient_norm = tf.linalg.global_norm(grads)
+        if self.clip_global_norm:
+            grads, _ = tf.clip_by_global_norm(grads, self.clip_global_norm, use_norm=gradient_norm)
+        self.optimizer.apply(grads, self.model.trainable_variables)
+        return {"sums": sums, "gradient_norm": gradient_norm}
+
+    def _accumulate(self, micro_batches, mlm_weight_sum, nsp_count):
+        """Sums over this replica's micro-batches: the gradients of their loss terms and the metric sums."""
+        variables = self.model.trainable_variables
+
+        def micro_step(index, grads, sums):
+            batch = {name: t[index] for name, t in micro_batches.items()}  # [M, ...]
+            with tf.GradientTape() as tape:
+                outputs = self.model(batch, training=True)
+                batch_sums = bert.pretraining_sums(outputs, batch)
+                loss = bert.pretraining_loss(
+                    {**batch_sums, "mlm_weight_sum": mlm_weight_sum, "nsp_count": nsp_count}
+                )
+            batch_grads = tape.gradient(loss, variables)
+            grads = [total + tf.convert_to_tensor(g) for total, g in zip(grads, batch_grads, strict=True)]
+            return index + 1, grads, bert.add_sums(sums, batch_sums)
+
+        zero_grads = [tf.zeros(v.shape, v.dtype) for v in variables]
+        zero_sums = {name: tf.constant(0.0) for name in bert.SUM_KEYS}
+        _, grads, sums = tf.while_loop(
+            lambda index, *_: index < self.accumulation_steps,
+            micro_step,
+            (tf.constant(0), zero_grads, zero_sums),
+            parallel_iterations=1,  # one micro-batch in memory at a time
+        )
+        return grads, sums

@@ -1,0 +1,122 @@
+"""Progress lines and TensorBoard summaries of a run.
+
+Every logged number is over the steps since the previous line (or summary): the losses and accuracies are
+Google's formulas applied to the sums of all those steps' sequences, the gradient norm is the mean of the
+steps' global norms before clipping, and the learning rate is the one of the last step.
+"""
+
+import time
+
+import numpy as np
+import tensorflow as tf
+
+import bert
+
+
+class IntervalMetrics:
+    """Sums of the loss/accuracy terms (bert.SUM_KEYS) and gradient norms over the steps of an interval."""
+
+    def __init__(self):
+        self.reset()
+
+    def reset(self):
+        self.sums = dict.fromkeys(bert.SUM_KEYS, 0.0)
+        self.gradient_norm_sum = 0.0
+        self.steps = 0
+        self.start_time = time.perf_counter()
+
+    def add(self, sums, gradient_norm_sum, steps):
+        for name in bert.SUM_KEYS:
+            self.sums[name] += float(sums[name])
+        self.gradient_norm_sum += float(gradient_norm_sum)
+        self.steps += steps
+
+    def result(self, global_batch_size):
+        """{loss, masked_lm_loss, masked_lm_accuracy, next_sentence_loss, next_sentence_accuracy,
+        gradient_norm, sequences_per_second, seconds_per_step}."""
+        metrics = {name: float(value) for name, value in bert.pretraining_metrics(self.sums).items()}
+        elapsed = time.perf_counter() - self.start_time
+        metrics["gradient_norm"] = self.gradient_norm_sum / max(self.steps, 1)
+        metrics["sequences_per_second"] = global_batch_size * self.steps / max(elapsed, 1e-9)
+        metrics["seconds_per_step"] = elapsed / max(self.steps, 1)
+        return metrics
+
+
+def format_duration(seconds):
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    if minutes:
+        return f"{minutes}m{seconds:02d}s"
+    return f"{seconds}s"
+
+
+def progress_line(step, train_steps, metrics, learning_rate):
+    eta = metrics["seconds_per_step"] * (train_steps - step)
+    return (
+        f"step {step}/{train_steps}  loss {metrics['loss']:.4f}  "
+        f"mlm_acc {metrics['masked_lm_accuracy']:.4f}  nsp_acc {metrics['next_sentence_accuracy']:.4f}  "
+        f"lr {learning_rate:.3e}  grad_norm {metrics['gradient_norm']:.3f}  "
+        f"{metrics['sequences_per_second']:.1f} seq/s  ETA {format_duration(eta)}"
+    )
+
+
+def trust_ratio_statistics(ratios):
+    """min, median and max of the trust ratios {variable path: value} (an empty dict gives no statistics)."""
+    values = np.array(list(ratios.values()), dtype=np.float64)
+    if values.size == 0:
+        return {}
+    return {"min": float(values.min()), "median": float(np.median(values)), "max": float(values.max())}
+
+
+def histogram_proto(values, num_buckets=30):
+    """A TensorBoard histogram of `values`: `num_buckets` equal buckets from min to max (right edges)."""
+    values = np.asarray(values, dtype=np.float64)
+    low, high = float(values.min()), float(values.max())
+    edges = np.linspace(low, high, num_buckets + 1) if high > low else np.array([low, low])
+    counts, _ = np.histogram(values, bins=edges)
+    return tf.compat.v1.HistogramProto(
+        min=low,
+        max=high,
+        num=float(values.size),
+        sum=float(values.sum()),
+        sum_squares=float(np.square(values).sum()),
+        bucket_limit=[float(edge) for edge in edges[1:]],
+        bucket=[float(count) for count in counts],
+    )
+
+
+class Summaries:
+    """TensorBoard event files in `log_dir` (only in the chief task; elsewhere every call does nothing).
+
+    The events are written as raw `Summary` protos (scalars as simple values, histograms as
+    HistogramProto), which TensorBoard reads; writing them needs no TensorBoard package.
+    """
+
+    def __init__(self, log_dir, enabled=True):
+        self.writer = tf.summary.create_file_writer(log_dir) if enabled else None
+
+    def _write(self, step, values):
+        with self.writer.as_default():
+            summary = tf.compat.v1.Summary(value=values)
+            tf.summary.experimental.write_raw_pb(summary.SerializeToString(), step=step)
+
+    def scalars(self, step, values, prefix=""):
+        if self.writer is None:
+            return
+        Value = tf.compat.v1.Summary.Value
+        self._write(step, [Value(tag=f"{prefix}{name}", simple_value=float(v)) for name, v in values.items()])
+
+    def trust_ratios(self, step, ratios):
+        """The LAMB trust ratios of the last update: min/median/max scalars and a histogram."""
+        if self.writer is None or not ratios:
+            return
+        self.scalars(step, trust_ratio_statistics(ratios), prefix="trust_ratio/")
+        histogram = histogram_proto(list(ratios.values()))
+        self._write(step, [tf.compat.v1.Summary.Value(tag="trust_ratio/histogram", histo=histogram)])
+
+    def flush(self):
+        if self.writer is not None:
+            self.writer.flush()
