@@ -1,0 +1,184 @@
+"""Pretrain BERT on several GPU hosts with MultiWorkerMirroredStrategy: one TF_CONFIG per node.
+
+    python scripts/launch_gpu_cluster.py --hosts=gpu-a,gpu-b,gpu-c,gpu-d --model_dir=/shared/runs/bert \\
+        --phase1_data='/shared/data/seq128/*.tfrecord' --phase2_data='/shared/data/seq512/*.tfrecord' \\
+        --dry_run
+
+Every node runs `run_pretraining.py --strategy=multi_worker` with the environment variable TF_CONFIG naming
+the whole cluster (the same list of host:port workers on every node) and the node's own task index; worker 0
+is the chief that writes the logs, the summaries and the export. Phase 1 starts on all nodes at the same
+time; phase 2 starts when phase 1 has ended on every node, from phase 1's final weights.
+
+  --launcher=ssh     `ssh <host> 'cd <workdir> && env TF_CONFIG=... python3 run_pretraining.py ...'`
+                     (the checkout and its virtualenv at the same path on every node: a shared filesystem)
+  --launcher=docker  `ssh <host> docker run --gpus=all --network=host -e TF_CONFIG=... -v <data>:/data
+                     -v <model>:/model <image> ...` with the image built from the Dockerfile
+  --this_node=K      run node K's commands here, without ssh: under Slurm every node runs this script with
+                     K = $SLURM_NODEID (scripts/slurm_pretrain.sbatch)
+
+model_dir and the data must be visible to every node at the same path (a shared filesystem or gs://):
+each worker reads its share of the data, and phase 2 on every node reads phase 1's checkpoint.
+"""
+
+import json
+import shlex
+import sys
+
+from launch_common import (
+    ENTRY_POINT,
+    ROOT,
+    ArgumentParser,
+    Command,
+    LaunchError,
+    Stage,
+    add_phase_arguments,
+    main_with,
+    pretraining_args,
+    two_phase_plan,
+)
+
+CONTAINER_DATA, CONTAINER_MODEL = "/data", "/model"  # the volumes of the Dockerfile
+
+
+def parse_args(argv):
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--hosts", required=True, help="comma-separated hosts, optionally host:port; node K = K-th"
+    )
+    parser.add_argument(
+        "--port", type=int, default=23456, help="port of every worker without its own (23456)"
+    )
+    parser.add_argument("--launcher", choices=("ssh", "docker"), default="ssh")
+    parser.add_argument("--this_node", type=int, help="run node K here without ssh (Slurm: $SLURM_NODEID)")
+    parser.add_argument(
+        "--ssh", default="ssh", help="ssh command and options, e.g. 'ssh -p 2222' (default ssh)"
+    )
+    parser.add_argument(
+        "--workdir", default=str(ROOT), help="ssh: the checkout on every node (default this one)"
+    )
+    parser.add_argument(
+        "--python", default="python3", help="ssh: Python with the requirements, e.g. .venv/bin/python"
+    )
+    parser.add_argument("--gpus_per_node", type=int, help="GPUs used on each node (default all)")
+    parser.add_argument(
+        "--image", default="bert-lamb:latest", help="docker: the image built from the Dockerfile"
+    )
+    parser.add_argument("--data_volume", help=f"docker: host directory mounted at {CONTAINER_DATA}")
+    parser.add_argument("--model_volume", help=f"docker: host directory mounted at {CONTAINER_MODEL}")
+    add_phase_arguments(
+        parser,
+        f"directory of the run on a shared filesystem or gs:// (docker: under {CONTAINER_MODEL} or gs://)",
+        f"a glob visible to every node (docker: under {CONTAINER_DATA} or gs://)",
+    )
+    return parser.parse_args(argv)
+
+
+def workers_of(args):
+    """['host:port', ...] in node order."""
+    workers = []
+    for entry in args.hosts.split(","):
+        host, _, port = entry.strip().partition(":")
+        if not host or (port and not (port.isdigit() and 1 <= int(port) <= 65535)):
+            raise LaunchError(
+                f"--hosts: expected host or host:port entries separated by commas, got {entry!r}"
+            )
+        workers.append(f"{host}:{port or args.port}")
+    if len(set(workers)) != len(workers):
+        raise LaunchError(f"--hosts: a worker is listed twice in {args.hosts!r}")
+    return workers
+
+
+def tf_config(workers, index):
+    """TF_CONFIG of node `index`: the whole cluster and this node's task (worker 0 is the chief)."""
+    config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
+    return json.dumps(config, separators=(",", ":"))
+
+
+def check_args(args, workers):
+    if not 1 <= args.port <= 65535:
+        raise LaunchError(f"--port: expected 1..65535, got {args.port}")
+    if args.this_node is not None and not 0 <= args.this_node < len(workers):
+        raise LaunchError(
+            f"--this_node: expected 0..{len(workers) - 1} (one per host of --hosts), got {args.this_node}"
+        )
+    if args.gpus_per_node is not None and args.gpus_per_node < 1:
+        raise LaunchError(f"--gpus_per_node: expected a number >= 1, got {args.gpus_per_node}")
+    if args.launcher == "docker":
+        for phase in args.phases:
+            if not getattr(args, f"phase{phase}_data"):
+                raise LaunchError(
+                    f"--phase{phase}_data: required with --launcher=docker (the config's default path is not "
+                    f"inside the container), a glob under {CONTAINER_DATA} or gs://"
+                )
+        for flag, value, inside in (
+            ("--model_dir", args.model_dir, CONTAINER_MODEL),
+            ("--phase1_data", args.phase1_data, CONTAINER_DATA),
+            ("--phase2_data", args.phase2_data, CONTAINER_DATA),
+        ):
+            if value and not (value.startswith("gs://") or value.startswith(inside + "/") or value == inside):
+                raise LaunchError(
+                    f"{flag}: with --launcher=docker, expected a path under {inside} or gs://, got {value!r}"
+                )
+        if args.model_dir.startswith(CONTAINER_MODEL) and not args.model_volume:
+            raise LaunchError(
+                f"--model_volume: required with --launcher=docker and --model_dir under {CONTAINER_MODEL}"
+            )
+        data = (args.phase1_data or "") + (args.phase2_data or "")
+        if CONTAINER_DATA in data and not args.data_volume:
+            raise LaunchError(
+                f"--data_volume: required with --launcher=docker and data under {CONTAINER_DATA}"
+            )
+
+
+def node_command(args, phase, workers, index):
+    """The command that runs `phase` as node `index` (on that node, or through ssh)."""
+    arguments = pretraining_args(phase, "multi_worker")
+    config = tf_config(workers, index)
+    if args.launcher == "docker":
+        gpus = "all" if args.gpus_per_node is None else str(args.gpus_per_node)
+        volumes = []
+        if args.data_volume:
+            volumes += ["-v", f"{args.data_volume}:{CONTAINER_DATA}:ro"]
+        if args.model_volume:
+            volumes += ["-v", f"{args.model_volume}:{CONTAINER_MODEL}"]
+        # --network=host: the workers reach each other at the host:port of TF_CONFIG; --ipc=host: NCCL's
+        # shared memory between the GPUs of a node.
+        command = ["docker", "run", "--rm", f"--gpus={gpus}", "--network=host", "--ipc=host"]
+        command += ["-e", f"TF_CONFIG={config}", *volumes, args.image, *arguments]
+    else:
+        environment = [f"TF_CONFIG={config}"]
+        if args.gpus_per_node is not None:
+            environment.append("CUDA_VISIBLE_DEVICES=" + ",".join(map(str, range(args.gpus_per_node))))
+        command = ["env", *environment, *shlex.split(args.python), ENTRY_POINT, *arguments]
+        if args.this_node is None:  # through ssh: change to the checkout first
+            command = ["cd", args.workdir, "&&", *command]
+        else:
+            command = ["env", "-C", args.workdir, *command[1:]]
+    if args.this_node is not None:
+        return tuple(command)
+    host = workers[index].rsplit(":", 1)[0]
+    remote = " ".join(word if word == "&&" else shlex.quote(word) for word in command)
+    return (*shlex.split(args.ssh), host, remote)
+
+
+def build_stages(args):
+    workers = workers_of(args)
+    check_args(args, workers)
+    nodes = range(len(workers)) if args.this_node is None else [args.this_node]
+    stages = []
+    for phase in two_phase_plan(args):
+        commands = tuple(
+            Command(f"node {index} ({workers[index]})", node_command(args, phase, workers, index))
+            for index in nodes
+        )
+        where = (
+            f"on {len(workers)} nodes"
+            if args.this_node is None
+            else f"as node {args.this_node} of {len(workers)}"
+        )
+        stages.append(Stage(f"{phase.name} {where} ({phase.config})", commands))
+    return stages
+
+
+if __name__ == "__main__":
+    sys.exit(main_with(parse_args, build_stages, sys.argv[1:]))
