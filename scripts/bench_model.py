@@ -1,0 +1,176 @@
+"""Forward + backward speed of the BERT pretraining model on this machine.
+
+For each model size, precision (float32 / mixed_bfloat16) and compiler (TF graph / XLA) it times one
+training-mode forward + backward pass (gradients of Google's pretraining loss with respect to every variable,
+no optimizer update) and reports sequences/s, model FLOP/s, the fraction of this machine's matmul peak
+(a large matmul in the same dtype and with the same compiler, timed in turns with the model's step so both
+see the same machine load; best of N for both) and the speed-up over float32 without XLA of the same size.
+
+Model FLOPs are counted analytically from the matmuls (2 FLOPs per multiply-add; backward = 2 x forward):
+per sequence, forward = L*S*(8H^2 + 4HF + 4SH) + P*(2H^2 + 2HV) + 2H^2 + 4H
+(Q, K, V, attention-output and FFN projections; attention scores and context; masked-LM transform and
+tied decoder at P positions; pooler; next-sentence head).
+
+    python scripts/bench_model.py                       # tiny, small, base at seq 128 (a few minutes)
+    python scripts/bench_model.py --sizes=base --repeats=10
+"""
+
+import argparse
+import json
+import os
+import pathlib
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import bert  # noqa: E402
+
+DTYPES = {"float32": tf.float32, "mixed_bfloat16": tf.bfloat16}
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--sizes", default="tiny,small,base", help="configs/bert/<size>.json names")
+    parser.add_argument("--policies", default="float32,mixed_bfloat16")
+    parser.add_argument("--seq_length", type=int, default=128)
+    parser.add_argument("--predictions", type=int, default=20, help="masked positions per sequence")
+    parser.add_argument("--batch_sizes", default="tiny=32,small=16,base=8", help="per size; default 8")
+    parser.add_argument("--repeats", type=int, default=5, help="timed steps per row (best reported)")
+    parser.add_argument("--base_repeats", type=int, default=3, help="timed steps for base and larger")
+    parser.add_argument("--peak_size", type=int, default=2048, help="n of the n x n x n peak matmul")
+    return parser.parse_args()
+
+
+def model_flops_per_sequence(config, seq_length, predictions):
+    """Forward + backward matmul FLOPs of one sequence (see the module docstring)."""
+    L, H, F, V = config.num_hidden_layers, config.hidden_size, config.intermediate_size, config.vocab_size
+    S, P = seq_length, predictions
+    forward = L * S * (8 * H * H + 4 * H * F + 4 * S * H) + P * (2 * H * H + 2 * H * V) + 2 * H * H + 4 * H
+    return 3 * forward
+
+
+def random_features(config, batch, seq_length, predictions, seed=0):
+    rng = np.random.default_rng(seed)
+    return {
+        "input_ids": tf.constant(rng.integers(0, config.vocab_size, (batch, seq_length)), tf.int32),
+        "input_mask": tf.ones((batch, seq_length), tf.int32),
+        "segment_ids": tf.constant(np.arange(seq_length)[None].repeat(batch, 0) >= seq_length // 2, tf.int32),
+        "masked_lm_positions": tf.constant(
+            np.stack([rng.choice(seq_length, predictions, replace=False) for _ in range(batch)]), tf.int32
+        ),
+        "masked_lm_ids": tf.constant(rng.integers(0, config.vocab_size, (batch, predictions)), tf.int32),
+        "masked_lm_weights": tf.ones((batch, predictions), tf.float32),
+        "next_sentence_labels": tf.constant(rng.integers(0, 2, (batch,)), tf.int32),
+    }
+
+
+def best_seconds(functions, repeats, warmup=2):
+    """Best-of-`repeats` wall time of each (function, args) pair, timed in turns so all see the same load."""
+    for function, args in functions:
+        for _ in range(warmup):
+            _block(function(*args))
+    best = [float("inf")] * len(functions)
+    for _ in range(repeats):
+        for i, (function, args) in enumerate(functions):
+            start = time.perf_counter()
+            _block(function(*args))
+            best[i] = min(best[i], time.perf_counter() - start)
+    return best
+
+
+def _block(outputs):
+    for tensor in tf.nest.flatten(outputs, expand_composites=True):
+        tensor.numpy()
+
+
+def peak_matmul(dtype, jit_compile, n):
+    """(function, args, FLOPs per call): four chained n x n matmuls in `dtype`."""
+    rng = np.random.default_rng(0)
+    a = tf.constant(rng.normal(size=(n, n)) / np.sqrt(n), dtype)
+    b = tf.constant(rng.normal(size=(n, n)) / np.sqrt(n), dtype)
+
+    @tf.function(jit_compile=jit_compile)
+    def chain(a, b):
+        for _ in range(4):
+            a = tf.matmul(a, b)
+        return a
+
+    return chain, (a, b), 4 * 2 * n**3
+
+
+def training_step(config, policy, jit_compile, batch, seq_length, predictions):
+    """(function, args): gradients of Google's pretraining loss for one batch, dropout on."""
+    model = bert.BertPretrainingModel(config, dtype=policy)
+    features = random_features(config, batch, seq_length, predictions)
+
+    @tf.function(jit_compile=jit_compile)
+    def step(features):
+        with tf.GradientTape() as tape:
+            outputs = model(features, training=True)
+            loss = bert.pretraining_loss(bert.pretraining_sums(outputs, features))
+        return loss, tape.gradient(loss, model.trainable_variables)
+
+    return step, (features,)
+
+
+def main():
+    args = parse_args()
+    batch_sizes = dict(item.split("=") for item in args.batch_sizes.split(",") if item)
+    print(
+        f"TF {tf.__version__}, Keras {keras.__version__}, {os.cpu_count()} CPUs; seq {args.seq_length}, "
+        f"{args.predictions} masked positions, training mode (dropout on), forward + backward, no optimizer"
+    )
+    header = (
+        f"| {'size':6} | {'policy':14} | {'XLA':3} | {'batch':5} | {'seq/s':>7} | {'model TFLOP/s':>13} "
+        f"| {'peak TFLOP/s':>12} | {'of peak':>7} | {'vs f32 graph':>12} |"
+    )
+    print(header)
+    print("|" + "|".join("-" * (len(cell)) for cell in header.split("|")[1:-1]) + "|")
+    rows = []
+    for size in args.sizes.split(","):
+        config = bert.BertConfig.from_json_file(ROOT / "configs" / "bert" / f"{size}.json")
+        batch = int(batch_sizes.get(size, 8))
+        repeats = args.repeats if config.num_hidden_layers < 12 else args.base_repeats
+        flops = model_flops_per_sequence(config, args.seq_length, args.predictions)
+        baseline = None
+        for policy in args.policies.split(","):
+            for jit_compile in (False, True):
+                step, step_args = training_step(
+                    config, policy, jit_compile, batch, args.seq_length, args.predictions
+                )
+                peak, peak_args, peak_flops = peak_matmul(DTYPES[policy], jit_compile, args.peak_size)
+                seconds, peak_seconds = best_seconds([(step, step_args), (peak, peak_args)], repeats)
+                peak = peak_flops / peak_seconds
+                sequences_per_second = batch / seconds
+                baseline = baseline or sequences_per_second
+                row = {
+                    "size": size,
+                    "policy": policy,
+                    "xla": jit_compile,
+                    "batch": batch,
+                    "sequences_per_second": sequences_per_second,
+                    "model_flops_per_second": flops * sequences_per_second,
+                    "peak_flops_per_second": peak,
+                }
+                rows.append(row)
+                print(
+                    f"| {size:6} | {policy:14} | {'yes' if jit_compile else 'no':3} | {batch:5d} "
+                    f"| {sequences_per_second:7.2f} | {row['model_flops_per_second'] / 1e12:13.3f} "
+                    f"| {peak / 1e12:12.3f} | {row['model_flops_per_second'] / peak:7.1%} "
+                    f"| {sequences_per_second / baseline:11.2f}x |",
+                    flush=True,
+                )
+    print(json.dumps({"seq_length": args.seq_length, "predictions": args.predictions, "rows": rows}))
+
+
+if __name__ == "__main__":
+    main()
