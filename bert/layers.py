@@ -29,6 +29,28 @@ def attention_bias(input_mask):
     return (1.0 - keep) * ATTENTION_MASK_ADDER
 
 
+class Dropout(keras.layers.Dropout):
+    """keras.layers.Dropout whose mask also depends on the replica under tf.distribute.
+
+    Keras' seed-generator state is mirrored, so plain Keras dropout draws the SAME mask on every replica
+    (noise correlated across the global batch, unlike one large batch on one device). Adding the replica's
+    id to the seed gives each replica its own mask; on one device nothing changes but the seed.
+    """
+
+    def call(self, inputs, training=False):
+        if not training or self.rate == 0.0:
+            return inputs
+        seed = self.seed_generator.next()  # int64 [2]: (base, counter)
+        seed += tf.stack([_replica_id(), tf.constant(0, tf.int64)])
+        seed = tf.cast(tf.math.floormod(seed, tf.int32.max - 1), tf.int32)  # XLA wants int32 seeds
+        return tf.nn.experimental.stateless_dropout(inputs, rate=self.rate, seed=seed)
+
+
+def _replica_id():
+    context = tf.distribute.get_replica_context()  # None in a cross-replica context
+    return tf.cast(context.replica_id_in_sync_group if context else 0, tf.int64)
+
+
 class Dense(keras.layers.Layer):
     """`activation(x @ kernel + bias)` on a 2-D input [rows, input_size]; kernel [input_size, units]."""
 
@@ -79,7 +101,7 @@ class Embeddings(keras.layers.Layer):
         super().__init__(autocast=False, **kwargs)
         self.config = config
         self.layer_norm = LayerNorm(config.hidden_size, name="LayerNorm", dtype=self.dtype_policy)
-        self.dropout = keras.layers.Dropout(config.hidden_dropout_prob, dtype=self.dtype_policy)
+        self.dropout = Dropout(config.hidden_dropout_prob, dtype=self.dtype_policy)
 
     def build(self, input_shape=None):
         config, initializer = self.config, truncated_normal(self.config)
@@ -124,8 +146,8 @@ class TransformerLayer(keras.layers.Layer):
         self.intermediate = Dense(H, F, init, activation=activation, name="dense", dtype=policy)
         self.output_dense = Dense(F, H, init, name="dense", dtype=policy)
         self.output_layer_norm = LayerNorm(H, name="LayerNorm", dtype=policy)
-        self.attention_dropout = keras.layers.Dropout(config.attention_probs_dropout_prob, dtype=policy)
-        self.hidden_dropout = keras.layers.Dropout(config.hidden_dropout_prob, dtype=policy)
+        self.attention_dropout = Dropout(config.attention_probs_dropout_prob, dtype=policy)
+        self.hidden_dropout = Dropout(config.hidden_dropout_prob, dtype=policy)
 
     def build(self, input_shape=None):
         with keras.name_scope("attention"):

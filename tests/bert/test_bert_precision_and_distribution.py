@@ -8,6 +8,7 @@ from bert_examples import make_features
 from numpy_bert import random_weights
 
 import bert
+import bert.layers
 from bert import BertConfig, BertPretrainingModel, google_variables
 
 
@@ -95,3 +96,30 @@ def test_sums_from_replicas_add_up_to_the_whole_batch(tiny_dict):
     for key in expected:
         np.testing.assert_allclose(combined[key], expected[key], rtol=1e-5, err_msg=key)
     assert np.isfinite(float(bert.pretraining_loss(step(batch, True))))  # dropout runs on every replica
+
+
+def test_each_replica_draws_its_own_dropout_mask(tiny_config, tiny_dict):
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    with strategy.scope():
+        model = BertPretrainingModel(tiny_config)
+    features = make_features(tiny_dict, batch=1, seed=7)
+    twice = {k: np.concatenate([v, v]) for k, v in features.items()}  # the same sequence on both replicas
+    dataset = tf.data.Dataset.from_tensors(twice).unbatch().batch(2)
+    batch = next(iter(strategy.experimental_distribute_dataset(dataset)))
+
+    @tf.function
+    def forward(batch, training):
+        return strategy.run(lambda f: model(f, training=training)["masked_lm_logits"], args=(batch,))
+
+    first, second = strategy.experimental_local_results(forward(batch, True))
+    assert not np.allclose(first, second)
+    first, second = strategy.experimental_local_results(forward(batch, False))
+    np.testing.assert_array_equal(first, second)
+
+
+def test_dropout_rate_and_scaling():
+    dropout = bert.layers.Dropout(0.1)
+    x = dropout(tf.ones([1000, 100]), training=True).numpy()
+    assert abs((x == 0).mean() - 0.1) < 0.005
+    np.testing.assert_allclose(x[x != 0], 1 / 0.9, rtol=1e-6)
+    np.testing.assert_array_equal(dropout(tf.ones([3, 3]), training=False), np.ones([3, 3]))
