@@ -88,6 +88,7 @@ class MaskedLMHead(keras.layers.Layer):
 
     def call(self, sequence_output, positions):
         B, S, H = tf.shape(sequence_output)[0], tf.shape(sequence_output)[1], self.config.hidden_size
+        positions = tf.cast(positions, tf.int32)
         P = tf.shape(positions)[1]
         flat_positions = tf.reshape(positions + tf.range(B)[:, None] * S, [-1])  # [B*P]
         x = tf.gather(tf.reshape(sequence_output, [-1, H]), flat_positions)  # [B*P, H]

@@ -221,3 +221,10 @@ def test_keras_config_round_trip(tiny_config):
     clone = BertPretrainingModel.from_config(model.get_config())
     assert clone.config == tiny_config and clone.name == "m"
     assert keras.ops.shape(clone.masked_lm.output_bias) == (57,)
+
+
+def test_int64_features_as_parsed_from_tfrecords_are_accepted(tiny_config, tiny_dict):
+    features = make_features(tiny_dict, seed=14)
+    model = BertPretrainingModel(tiny_config)
+    as_int64 = {k: v.astype(np.int64) if v.dtype == np.int32 else v for k, v in features.items()}
+    np.testing.assert_array_equal(model(as_int64)["masked_lm_logits"], model(features)["masked_lm_logits"])
