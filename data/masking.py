@@ -1,0 +1,216 @@
+"""Masked-LM masking in TensorFlow ops, with the semantics of google-research/bert (used at creation time and
+by the input pipeline's optional dynamic masking).
+
+For each sequence of token ids (right-padded with pad_id, containing [CLS]/[SEP]):
+
+1. Candidates are all tokens except [CLS], [SEP] and padding. Without whole-word masking each candidate is
+   its own word; with it, a word is a candidate followed by its "##" continuation pieces (a word never
+   spans [CLS]/[SEP]: a "##" piece right after one starts a new word).
+2. count = min(max_predictions_per_seq, max(1, round(len * masked_lm_prob))), len counting [CLS]/[SEP]
+   but not padding; round() halves to even as Python's does.
+3. Words are visited in a uniformly random order; a word is taken when all its pieces still fit in
+   `count`, otherwise skipped (the next, shorter word may still fit) -- Google's loop.
+4. Each taken word is replaced, all its pieces alike (one decision per word, the fix of
+   google-research/bert #910): 80% [MASK], 10% unchanged, 10% random token (drawn per piece, uniformly
+   from `random_token_ids`, by default every id of the vocabulary as Google does).
+5. The predictions are listed by ascending position and zero-padded to max_predictions_per_seq.
+
+Randomness is stateless (`tf.random.stateless_*`): the same ids and seed give the same masks.
+"""
+
+import dataclasses
+
+import numpy as np
+import tensorflow as tf
+
+
+@dataclasses.dataclass(frozen=True)
+class MaskingConfig:
+    vocab_size: int
+    cls_id: int
+    sep_id: int
+    mask_id: int
+    pad_id: int = 0
+    masked_lm_prob: float = 0.15
+    max_predictions_per_seq: int = 20
+    whole_word_mask: bool = False
+    continuation_ids: tuple[int, ...] = ()  # ids of "##" pieces (data.vocab.continuation_ids)
+    random_token_ids: tuple[int, ...] | None = None  # None: every id in [0, vocab_size)
+
+    def __post_init__(self):
+        object.__setattr__(self, "continuation_ids", tuple(int(i) for i in self.continuation_ids))
+        if self.random_token_ids is not None:
+            object.__setattr__(self, "random_token_ids", tuple(int(i) for i in self.random_token_ids))
+        if self.vocab_size < 1:
+            raise ValueError(f"vocab_size={self.vocab_size}: must be positive")
+        for name in ("cls_id", "sep_id", "mask_id", "pad_id"):
+            value = getattr(self, name)
+            if not 0 <= value < self.vocab_size:
+                raise ValueError(f"{name}={value}: must be a token id in [0, vocab_size={self.vocab_size})")
+        if not 0.0 <= self.masked_lm_prob <= 1.0:
+            raise ValueError(f"masked_lm_prob={self.masked_lm_prob}: must be in [0, 1]")
+        if self.max_predictions_per_seq < 0:
+            raise ValueError(f"max_predictions_per_seq={self.max_predictions_per_seq}: must be >= 0")
+        if self.random_token_ids is not None and not self.random_token_ids:
+            raise ValueError("random_token_ids: must not be empty (None means every id)")
+
+    @classmethod
+    def from_vocab(cls, vocab, **settings):
+        """The config for a data.vocab.Vocab; `settings` are the remaining fields (masked_lm_prob, ...)."""
+        return cls(
+            vocab_size=len(vocab),
+            cls_id=vocab.cls_id,
+            sep_id=vocab.sep_id,
+            mask_id=vocab.mask_id,
+            pad_id=vocab.pad_id,
+            continuation_ids=tuple(vocab.continuation_ids),
+            **settings,
+        )
+
+
+def _num_to_predict(lengths, config):
+    """min(P, max(1, round(len * prob))) in float64, rounding half to even like Python's round()."""
+    wanted = tf.cast(tf.round(tf.cast(lengths, tf.float64) * config.masked_lm_prob), tf.int32)
+    return tf.minimum(config.max_predictions_per_seq, tf.maximum(1, wanted))
+
+
+def _word_starts(ids, candidate, config):
+    """[B, S] bool: the candidates that begin a word."""
+    if not config.whole_word_mask:
+        return candidate
+    table = np.zeros([config.vocab_size], bool)
+    table[list(config.continuation_ids)] = True
+    continuation = tf.gather(tf.constant(table), ids)  # [B, S]
+    previous_is_candidate = tf.pad(candidate[:, :-1], [[0, 0], [1, 0]])  # [B, S], False at position 0
+    return candidate & ~(continuation & previous_is_candidate)
+
+
+def _whole_words(starts, candidate):
+    """Numbers the words of each row: (word_number [B, S]: the word of each candidate, from 0, else -1;
+    word_length [B, S]: at each word start, the number of pieces of that word, else 0)."""
+    B, S = tf.shape(starts)[0], tf.shape(starts)[1]
+    word_number = tf.where(candidate, tf.cumsum(tf.cast(starts, tf.int32), axis=1) - 1, -1)
+    segment = tf.where(candidate, tf.range(B)[:, None] * S + word_number, B * S)  # B*S collects the rest
+    pieces = tf.math.unsorted_segment_sum(tf.cast(candidate, tf.int32), segment, B * S + 1)[:-1]
+    pieces = tf.reshape(pieces, [B, S])  # [B, words]
+    word_length = tf.where(starts, tf.gather(pieces, tf.maximum(word_number, 0), batch_dims=1), 0)
+    return word_number, word_length
+
+
+def _by_word_number(values, starts, word_number):
+    """[B, S] -> [B, S]: the value at the start of each token's word (0 at non-candidates)."""
+    B, S = tf.shape(values)[0], tf.shape(values)[1]
+    rows = tf.broadcast_to(tf.range(B)[:, None], [B, S])
+    start_index = tf.stack([rows, tf.where(starts, word_number, S)], axis=-1)  # [B, S, 2]; S = discarded
+    at_number = tf.scatter_nd(start_index, values, [B, S + 1])  # [B, words]: value of word n's start
+    gathered = tf.gather(at_number, tf.maximum(word_number, 0), batch_dims=1)
+    return tf.where(word_number >= 0, gathered, tf.zeros_like(gathered))
+
+
+def _greedy_fit(lengths, budget):
+    """Google's selection loop, vectorised over the batch: visiting the words in order (lengths [B, K],
+    0 = no word), take a word when it still fits in budget [B], else skip it. Returns taken [B, K] bool."""
+
+    def visit(state, length):  # length [B]: the next word of every row
+        total, _ = state
+        take = (length > 0) & (total + length <= budget)
+        return total + tf.where(take, length, 0), take
+
+    initial = (tf.zeros_like(budget), tf.zeros_like(budget, tf.bool))
+    _, taken = tf.scan(visit, tf.transpose(lengths), initializer=initial)  # [K, B]
+    return tf.transpose(taken)
+
+
+def _random_tokens(shape, seed, config):
+    if config.random_token_ids is None:
+        return tf.random.stateless_uniform(shape, seed, minval=0, maxval=config.vocab_size, dtype=tf.int32)
+    choices = tf.constant(config.random_token_ids, tf.int32)
+    index = tf.random.stateless_uniform(shape, seed, minval=0, maxval=tf.size(choices), dtype=tf.int32)
+    return tf.gather(choices, index)
+
+
+def mask_tokens(token_ids, config, seed):
+    """Masks token_ids int [B, S] (or [S]) per the module docstring; `seed` is an int tensor of shape [2].
+
+    Returns a dict with Google's feature names: `input_ids` int32 [B, S], `masked_lm_positions` int32
+    [B, P], `masked_lm_ids` int32 [B, P] (the original tokens), `masked_lm_weights` float32 [B, P]
+    (1.0 for real predictions, 0.0 for padding), P = config.max_predictions_per_seq.
+    """
+    ids = tf.cast(tf.convert_to_tensor(token_ids), tf.int32)
+    unbatched = ids.shape.rank == 1
+    if unbatched:
+        ids = ids[None, :]
+    B, S = tf.shape(ids)[0], tf.shape(ids)[1]
+    P = config.max_predictions_per_seq
+    order_seed, choice_seed, token_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 3))
+
+    is_token = ids != config.pad_id
+    candidate = is_token & (ids != config.cls_id) & (ids != config.sep_id)  # [B, S]
+    budget = _num_to_predict(tf.reduce_sum(tf.cast(is_token, tf.int32), axis=1), config)  # [B]
+
+    # Words are identified by the position of their first piece.
+    starts = _word_starts(ids, candidate, config)
+    if config.whole_word_mask:
+        word_number, word_length = _whole_words(starts, candidate)
+        K = S  # a long word may be skipped, so any word may be visited
+    else:
+        word_length = tf.cast(starts, tf.int32)
+        K = tf.minimum(S, P)  # one-piece words: only the first `budget` <= P visited words can be taken
+
+    # Visit the words in a uniformly random order (the K smallest random keys), taking those that fit.
+    keys = tf.where(starts, tf.random.stateless_uniform([B, S], order_seed), 2.0)
+    negative_keys, visit_order = tf.math.top_k(-keys, k=K)  # [B, K] word-start positions
+    lengths = tf.where(negative_keys > -2.0, tf.gather(word_length, visit_order, batch_dims=1), 0)
+    taken = _greedy_fit(lengths, budget)  # [B, K]
+
+    # One 80/10/10 draw per taken word, stored at its start as 1 + u (0 = not taken), copied to its pieces.
+    choice = tf.random.stateless_uniform(tf.shape(taken), choice_seed)
+    rows = tf.broadcast_to(tf.range(B)[:, None], tf.shape(visit_order))
+    at_start = tf.scatter_nd(
+        tf.stack([rows, visit_order], axis=-1), tf.where(taken, 1.0 + choice, 0.0), [B, S]
+    )
+    if config.whole_word_mask:
+        at_start = _by_word_number(at_start, starts, word_number)
+    selected = at_start > 0  # [B, S]
+    choice = at_start - 1.0
+    replacement = tf.where(
+        choice < 0.8, config.mask_id, tf.where(choice < 0.9, ids, _random_tokens([B, S], token_seed, config))
+    )
+    input_ids = tf.where(selected, replacement, ids)
+
+    # The selected positions in ascending order, zero-padded to P: position s goes to slot
+    # (number of selected positions before s); unselected ones to a discarded slot P.
+    slot = tf.where(selected, tf.cumsum(tf.cast(selected, tf.int32), axis=1) - 1, P)
+    rows = tf.broadcast_to(tf.range(B)[:, None], [B, S])
+    positions = tf.scatter_nd(
+        tf.stack([rows, slot], axis=-1), tf.broadcast_to(tf.range(S), [B, S]), [B, P + 1]
+    )
+    positions = positions[:, :P]
+    count = tf.reduce_sum(tf.cast(selected, tf.int32), axis=1)  # [B]
+    valid = tf.range(P)[None, :] < count[:, None]  # [B, P]
+    out = {
+        "input_ids": input_ids,
+        "masked_lm_positions": positions,
+        "masked_lm_ids": tf.where(valid, tf.gather(ids, positions, batch_dims=1), 0),
+        "masked_lm_weights": tf.cast(valid, tf.float32),
+    }
+    if unbatched:
+        out = {name: value[0] for name, value in out.items()}
+    return out
+
+
+def unmask(input_ids, masked_lm_positions, masked_lm_ids, masked_lm_weights):
+    """The original token ids [B, S] (or [S]) of a Google-format record: writes masked_lm_ids back at
+    masked_lm_positions wherever masked_lm_weights > 0."""
+    ids = tf.convert_to_tensor(input_ids)
+    unbatched = ids.shape.rank == 1
+    positions = tf.cast(masked_lm_positions, tf.int32)
+    labels = tf.cast(masked_lm_ids, ids.dtype)
+    weights = tf.convert_to_tensor(masked_lm_weights)
+    if unbatched:
+        ids, positions, labels, weights = ids[None], positions[None], labels[None], weights[None]
+    real = tf.where(weights > 0)  # [K, 2] (row, slot)
+    rows = tf.cast(real[:, 0], tf.int32)
+    targets = tf.stack([rows, tf.gather_nd(positions, real)], axis=1)  # [K, 2] (row, position)
+    restored = tf.tensor_scatter_nd_update(ids, targets, tf.gather_nd(labels, real))
+    return restored[0] if unbatched else restored
