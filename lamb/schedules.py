@@ -61,8 +61,8 @@ class WarmupPolynomialDecay(keras.optimizers.schedules.LearningRateSchedule):
             warmup, total = float(self.warmup_steps), float(self.total_steps)
 
             warmup_rate = peak * step / max(warmup, 1.0)
-            progress = tf.clip_by_value((step - warmup) / max(total - warmup, 1.0), 0.0, 1.0)
-            decay_rate = (peak - end) * tf.pow(1.0 - progress, self.power) + end
+            remaining = tf.clip_by_value((total - step) / max(total - warmup, 1.0), 0.0, 1.0)  # 1 − progress
+            decay_rate = (peak - end) * tf.pow(remaining, self.power) + end
             rate = tf.where(step < total, decay_rate, end)
             return tf.where(step < warmup, warmup_rate, rate)
 

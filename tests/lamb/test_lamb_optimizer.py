@@ -416,3 +416,14 @@ def test_trust_ratios_before_and_after_building():
 def test_invalid_arguments_name_the_argument(kwargs, message):
     with pytest.raises(ValueError, match=message):
         lamb.LAMB(**kwargs)
+
+
+@pytest.mark.parametrize("on_cpu", [True, False])
+@pytest.mark.parametrize("shape", [(), (5,), (3, 4), (2, 3, 4)])
+def test_sum_of_squares_of_both_device_paths(shape, on_cpu):
+    # The CPU path (x² · 1 per row) and the accelerator path (a reduction) run here on the CPU alike.
+    from lamb.optimizer import _sum_of_squares
+
+    x = np.random.default_rng(10).normal(size=shape)
+    compiled = tf.function(lambda t: _sum_of_squares(t, on_cpu), jit_compile=True)
+    assert float(compiled(tf.constant(x, tf.float32))) == pytest.approx(np.sum(x * x), rel=1e-6)
