@@ -14,10 +14,13 @@ step with "Can't parse serialized Example").
 
 import hashlib
 import os
+import random
 
 import tensorflow as tf
 
-from data.meta import META_FILENAME, DataConfigError, check_meta, read_meta
+from data.masking import MaskingConfig, mask_tokens, unmask
+from data.meta import META_FILENAME, DataConfigError, check_meta, meta_directory, read_meta
+from data.vocab import file_sha256, load_vocab
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -62,6 +65,7 @@ def pretraining_dataset(
     cycle_length=8,
     drop_remainder=None,
     deterministic=None,
+    dynamic_masking=None,
 ):
     """A tf.data.Dataset of pretraining batches read from the TFRecord files matching `file_pattern`.
 
@@ -80,11 +84,17 @@ def pretraining_dataset(
       seed: makes the order deterministic and the iterator's checkpoint resume at the exact next batch.
         None: orders may vary from run to run (and parallel stages may reorder for speed).
       vocab_size: when given, checked against meta.json.
-      shuffle_buffer: records held in the record-level shuffle buffer (training).
+      shuffle_buffer: records held in the record-level shuffle buffer (training); capped at the number of
+        records this pipeline reads per epoch when meta.json counts them.
       cycle_length: files read at the same time (training).
       drop_remainder: defaults to True for training (static shapes) and False for evaluation.
       deterministic: keep the element order of the parallel stages fixed; defaults to True for evaluation
         and to `seed is not None` for training.
+      dynamic_masking: a data.MaskingConfig (see `masking_config_from_meta`) to mask every batch afresh,
+        RoBERTa-style: the original tokens are restored from each record (`data.masking.unmask`) and masked
+        again (`data.masking.mask_tokens`) with a stateless seed made from `seed`, the input pipeline and
+        the batch's index, so a record gets new masks each epoch, reproducibly. None: the records' masks
+        (use None for evaluation numbers comparable between runs).
 
     Returns:
       A dataset of dicts with Google's feature names: int32 `input_ids`, `input_mask`, `segment_ids` [B, S],
@@ -103,6 +113,8 @@ def pretraining_dataset(
     ):
         if not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    if dynamic_masking is not None:
+        _check_masking_config(dynamic_masking, max_predictions_per_seq, vocab_size)
     if drop_remainder is None:
         drop_remainder = is_training
     if deterministic is None:
@@ -129,12 +141,77 @@ def pretraining_dataset(
         records = _eval_records(files, record_shard)
 
     batches = records.batch(batch_size, drop_remainder=drop_remainder)
-    batches = batches.map(
-        lambda serialized: parse_batch(serialized, max_seq_length, max_predictions_per_seq),
-        num_parallel_calls=AUTOTUNE,
-        deterministic=deterministic,
-    )
+    if dynamic_masking is None:
+
+        def decode(serialized):
+            return parse_batch(serialized, max_seq_length, max_predictions_per_seq)
+
+    else:
+        masking_seed = _derive_seed(seed, pipeline_id, "masking")
+        if masking_seed is None:
+            masking_seed = random.SystemRandom().randrange(2**31)
+        batches = batches.enumerate()  # the batch index seeds the masks: new masks every epoch
+
+        def decode(batch_index, serialized):
+            batch_seed = tf.stack([tf.constant(masking_seed, tf.int64), batch_index])  # [2]
+            features = parse_batch(serialized, max_seq_length, max_predictions_per_seq)
+            return remask(features, dynamic_masking, batch_seed)
+
+    batches = batches.map(decode, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
     return batches.prefetch(AUTOTUNE)
+
+
+def remask(features, config, seed):
+    """`features` (a parsed batch) with fresh masks: original tokens restored, then masked with `seed` [2]."""
+    tokens = unmask(
+        features["input_ids"],
+        features["masked_lm_positions"],
+        features["masked_lm_ids"],
+        features["masked_lm_weights"],
+    )  # [B, S]
+    return {**features, **mask_tokens(tokens, config, seed)}
+
+
+def _check_masking_config(config, max_predictions_per_seq, vocab_size):
+    if not isinstance(config, MaskingConfig):
+        raise TypeError(f"dynamic_masking must be a data.MaskingConfig or None, got {type(config).__name__}")
+    if config.max_predictions_per_seq != max_predictions_per_seq:
+        raise DataConfigError(
+            f"dynamic masking has max_predictions_per_seq={config.max_predictions_per_seq} but the training "
+            f"config has max_predictions_per_seq={max_predictions_per_seq}"
+        )
+    if vocab_size is not None and config.vocab_size != vocab_size:
+        raise DataConfigError(
+            f"dynamic masking has vocab_size={config.vocab_size} "
+            f"but the training config has vocab_size={vocab_size}"
+        )
+
+
+def masking_config_from_meta(directory_or_pattern):
+    """The data.MaskingConfig that made the data in `directory_or_pattern` (for dynamic masking).
+
+    Reads meta.json (masked_lm_prob, max_predictions_per_seq, do_whole_word_mask, vocab_file) and the copy
+    of the vocabulary beside it ([CLS]/[SEP]/[MASK]/[PAD] ids and the "##" continuation pieces), checked
+    against meta.json's vocab_sha256 when present.
+    """
+    directory = meta_directory(directory_or_pattern)
+    meta = read_meta(directory)
+    meta_path = _join(directory, META_FILENAME)
+    if meta is None:
+        raise DataConfigError(f"no {meta_path} to take the masking settings from; build a data.MaskingConfig")
+    for key in ("masked_lm_prob", "max_predictions_per_seq", "do_whole_word_mask", "vocab_file"):
+        if key not in meta:
+            raise DataConfigError(f"{meta_path}: key {key!r} is missing (needed for dynamic masking)")
+    vocab_path = _join(directory, meta["vocab_file"])
+    vocab = load_vocab(vocab_path)
+    if "vocab_sha256" in meta and file_sha256(vocab_path) != meta["vocab_sha256"]:
+        raise DataConfigError(f"{vocab_path} is not the vocabulary of {meta_path} (vocab_sha256 differs)")
+    return MaskingConfig.from_vocab(
+        vocab,
+        masked_lm_prob=meta["masked_lm_prob"],
+        max_predictions_per_seq=meta["max_predictions_per_seq"],
+        whole_word_mask=bool(meta["do_whole_word_mask"]),
+    )
 
 
 def _pipeline_position(input_context):

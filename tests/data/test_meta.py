@@ -2,8 +2,10 @@
 
 import json
 import os
+import uuid
 
 import pytest
+import tensorflow as tf
 
 from data import META_FILENAME, DataConfigError, check_meta, read_meta, write_meta
 
@@ -119,3 +121,12 @@ def test_check_meta_refuses_another_format_or_a_newer_version():
         check(dict(GOOD_META, format="something-else"))
     with pytest.raises(DataConfigError, match="format_version is 2"):
         check(dict(GOOD_META, format_version=2))
+
+
+def test_write_and_read_meta_through_tf_io_gfile_for_remote_paths():
+    # TensorFlow's in-memory filesystem takes the same code path as gs:// (tf.io.gfile, rename).
+    directory = f"ram://meta-test-{uuid.uuid4().hex}/wiki"
+    tf.io.gfile.makedirs(directory)
+    assert write_meta(directory, GOOD_META) == f"{directory}/meta.json"
+    assert tf.io.gfile.listdir(directory) == ["meta.json"]
+    assert read_meta(f"{directory}/part-*.tfrecord") == GOOD_META

@@ -6,30 +6,44 @@ float masked_lm_weights, int64 next_sentence_labels [1]), independently of the p
 Every record carries its id in input_ids[1] (as token 1000 + id), so tests can tell records apart.
 """
 
+import hashlib
 import json
 import os
 import re
+import uuid
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from data import DataConfigError, pretraining_dataset
+from data import DataConfigError, MaskingConfig, masking_config_from_meta, pretraining_dataset, write_meta
 
 S, P = 16, 4  # max_seq_length, max_predictions_per_seq of the test files
-CLS, SEP = 101, 102
+CLS, SEP, MASK = 101, 102, 103
 ID_OFFSET = 1000
 
 
-def google_record(record_id, seq_length=S, max_predictions=P):
-    """Record `record_id` as lists of feature values, as Google's write_instance_to_example_files has them."""
-    length = 6 + record_id % 5  # tokens before padding, [CLS] and [SEP]s included
+def original_tokens(record_id):
+    """The unmasked tokens of record `record_id`: [CLS] A [SEP] B [SEP], 6 to 10 of them."""
+    length = 6 + record_id % 5
     middle = length // 2
     tokens = [CLS, ID_OFFSET + record_id] + [200 + i for i in range(middle - 3)] + [SEP]
     tokens += [300 + i for i in range(length - len(tokens) - 1)] + [SEP]
+    return tokens
+
+
+def google_record(record_id, seq_length=S, max_predictions=P):
+    """Record `record_id` as lists of feature values, as Google's write_instance_to_example_files has them.
+
+    Two predictions: position 2 replaced by [MASK], position length-2 left unchanged.
+    """
+    tokens = original_tokens(record_id)
+    length = len(tokens)
+    middle = length // 2
+    input_ids = tokens[:2] + [MASK] + tokens[3:]
     padding = [0] * (seq_length - length)
     return {
-        "input_ids": tokens + padding,
+        "input_ids": input_ids + padding,
         "input_mask": [1] * length + padding,
         "segment_ids": [0] * middle + [1] * (length - middle) + padding,
         "masked_lm_positions": [2, length - 2] + [0] * (max_predictions - 2),
@@ -149,14 +163,16 @@ def test_same_seed_gives_the_same_batches_and_another_seed_others(shards):
     assert first != other
 
 
-def test_iterator_checkpoint_resumes_at_the_exact_next_batch(shards, tmp_path):
-    iterator = iter(dataset(shards, seed=5))
+@pytest.mark.parametrize("dynamic_masking", [None, "dynamic"])
+def test_iterator_checkpoint_resumes_at_the_exact_next_batch(shards, tmp_path, dynamic_masking):
+    masking = MASKING if dynamic_masking else None
+    iterator = iter(dataset(shards, seed=5, dynamic_masking=masking))
     for _ in range(7):
         next(iterator)
     prefix = tf.train.Checkpoint(iterator=iterator).save(str(tmp_path / "ckpt"))
     expected = [next(iterator) for _ in range(12)]
 
-    restored = iter(dataset(shards, seed=5))
+    restored = iter(dataset(shards, seed=5, dynamic_masking=masking))
     tf.train.Checkpoint(iterator=restored).restore(prefix).assert_consumed()
     for want in expected:
         got = next(restored)
@@ -274,6 +290,17 @@ def test_training_on_a_directory_with_meta_json(data_dir):
         assert set(ids) == set(range(start, start + 3))
 
 
+def test_files_on_a_tf_io_gfile_filesystem_are_read_and_checked():
+    # TensorFlow's in-memory filesystem takes the same code path as gs://.
+    directory = f"ram://pipeline-test-{uuid.uuid4().hex}"
+    tf.io.gfile.makedirs(directory)
+    write_records(f"{directory}/part-00000-of-00001.tfrecord", [google_record(i) for i in range(5)])
+    assert all_ids(pretraining_dataset(directory, 2, S, P, is_training=False)) == list(range(5))
+    write_meta(directory, {"format": "bert-pretraining-tfrecord", "format_version": 1, "max_seq_length": 64})
+    with pytest.raises(DataConfigError, match=f"{directory}/meta.json: the data has max_seq_length=64"):
+        pretraining_dataset(f"{directory}/part-*", 2, S, P)
+
+
 @pytest.mark.parametrize(
     "key, value",
     [("max_seq_length", 32), ("max_predictions_per_seq", 8), ("vocab_size", 3000)],
@@ -342,3 +369,99 @@ def test_files_without_records_or_not_tfrecord_are_refused(tmp_path):
 def test_bad_sizes_are_refused(shards):
     with pytest.raises(ValueError, match="batch_size must be a positive integer, got 0"):
         pretraining_dataset(shards, 0, S, P)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Dynamic masking: fresh masks every epoch, from the records' original tokens.
+
+MASKING = MaskingConfig(
+    vocab_size=2000,
+    cls_id=CLS,
+    sep_id=SEP,
+    mask_id=MASK,
+    pad_id=0,
+    masked_lm_prob=0.15,
+    max_predictions_per_seq=P,
+)
+
+
+def restore_originals(batch):
+    """The original tokens of a batch [B, S]: masked_lm_ids written back at masked_lm_positions (numpy)."""
+    ids = batch["input_ids"].numpy().copy()
+    positions, labels = batch["masked_lm_positions"].numpy(), batch["masked_lm_ids"].numpy()
+    for row, weights in enumerate(batch["masked_lm_weights"].numpy()):
+        for slot in np.flatnonzero(weights > 0):
+            ids[row, positions[row, slot]] = labels[row, slot]
+    return ids
+
+
+def test_dynamic_masking_gives_valid_masks_and_new_ones_each_epoch(shards):
+    masks_of_record = {i: set() for i in range(30)}
+    replacements = {"mask": 0, "same": 0, "random": 0}
+    for batch in dataset(shards, batch_size=10, seed=4, dynamic_masking=MASKING).take(30):  # 10 epochs
+        assert batch["input_ids"].dtype == tf.int32 and batch["masked_lm_weights"].dtype == tf.float32
+        originals = restore_originals(batch)
+        for row in range(10):
+            record_id = int(originals[row, 1]) - ID_OFFSET
+            tokens = original_tokens(record_id)
+            length = len(tokens)
+            np.testing.assert_array_equal(originals[row], tokens + [0] * (S - length))
+
+            weights = batch["masked_lm_weights"][row].numpy()
+            count = min(P, max(1, round(length * 0.15)))  # Google's count, [CLS]/[SEP] included in length
+            np.testing.assert_array_equal(weights, [1.0] * count + [0.0] * (P - count))
+            positions = batch["masked_lm_positions"][row].numpy()
+            chosen = positions[:count]
+            assert np.all(np.diff(chosen) > 0) and np.all(positions[count:] == 0)
+            assert all(tokens[p] not in (CLS, SEP) for p in chosen)
+            np.testing.assert_array_equal(
+                batch["masked_lm_ids"][row].numpy()[:count], [tokens[p] for p in chosen]
+            )
+            np.testing.assert_array_equal(batch["masked_lm_ids"][row].numpy()[count:], 0)
+
+            input_ids = batch["input_ids"][row].numpy()
+            unchosen = [p for p in range(S) if p not in chosen]
+            np.testing.assert_array_equal(input_ids[unchosen], originals[row][unchosen])
+            for p in chosen:
+                new = int(input_ids[p])
+                replacements["mask" if new == MASK else "same" if new == tokens[p] else "random"] += 1
+            masks_of_record[record_id].add(tuple(chosen))
+
+    assert all(len(masks) > 1 for masks in masks_of_record.values())  # new masks in later epochs
+    total = sum(replacements.values())
+    assert replacements["mask"] > 0.6 * total and replacements["random"] < 0.25 * total
+
+
+def test_dynamic_masking_is_deterministic_by_seed(shards):
+    def first_batches(seed):
+        batches = dataset(shards, seed=seed, dynamic_masking=MASKING).take(10)
+        return [
+            np.concatenate([b["input_ids"].numpy(), b["masked_lm_positions"].numpy()], 1) for b in batches
+        ]
+
+    np.testing.assert_array_equal(first_batches(8), first_batches(8))
+    assert not np.array_equal(first_batches(8), first_batches(9))
+
+
+def test_dynamic_masking_must_match_the_training_config(shards):
+    with pytest.raises(DataConfigError, match="max_predictions_per_seq=20 but .* max_predictions_per_seq=4"):
+        dataset(shards, dynamic_masking=MaskingConfig(vocab_size=2000, cls_id=CLS, sep_id=SEP, mask_id=MASK))
+    with pytest.raises(DataConfigError, match="vocab_size=2000 but .* vocab_size=30522"):
+        dataset(shards, vocab_size=30522, dynamic_masking=MASKING)
+
+
+def test_masking_config_from_meta_reads_the_settings_and_the_vocab(data_dir):
+    vocab = "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nthe\n##s\ncat\n"
+    (data_dir / "vocab.txt").write_text(vocab)
+    sha256 = hashlib.sha256(vocab.encode()).hexdigest()
+    write_meta_json(
+        data_dir, masked_lm_prob=0.2, do_whole_word_mask=True, vocab_sha256=sha256, max_predictions_per_seq=P
+    )
+    config = masking_config_from_meta(str(data_dir / "part-*"))
+    assert (config.vocab_size, config.pad_id, config.cls_id, config.sep_id, config.mask_id) == (8, 0, 2, 3, 4)
+    assert config.continuation_ids == (6,)
+    assert (config.masked_lm_prob, config.max_predictions_per_seq, config.whole_word_mask) == (0.2, P, True)
+
+    write_meta_json(data_dir, masked_lm_prob=0.2, do_whole_word_mask=True, vocab_sha256="0" * 64)
+    with pytest.raises(DataConfigError, match="vocab.txt is not the vocabulary of .*meta.json"):
+        masking_config_from_meta(str(data_dir))
