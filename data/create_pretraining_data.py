@@ -1,0 +1,597 @@
+"""Creates BERT pretraining data: corpus -> WordPiece ids -> NSP pairs -> masks -> TFRecord shards, meta.json.
+
+    python -m data.create_pretraining_data --input=embedded --output_dir=demo_data \
+        --learn_vocab --vocab_size=8192 --max_seq_length=128 --dupe_factor=10
+
+Each output shard is built from one contiguous part of the corpus (data.corpus), independently of the
+others: its documents are tokenized (tensorflow-text), paired into instances (data.instances) with a
+random generator seeded by (random_seed, shard index), masked (data.masking, stateless seeds) and written
+(data.records) under a temporary name that is renamed when the shard is complete. Shards are spread over
+worker processes; the output depends only on the corpus, the settings and num_shards, never on the
+number of workers. "Random next" segments come from documents of the same shard, so a worker holds one
+shard's documents, not the corpus.
+
+meta.json is written last, atomically (data.meta.write_meta), once every shard is complete; a directory
+holding shards or a meta.json is refused unless overwrite=True, which first deletes the old meta.json.
+"""
+
+import argparse
+import concurrent.futures
+import dataclasses
+import glob
+import logging
+import multiprocessing
+import os
+import random
+import sys
+import time
+
+import numpy as np
+
+from data.corpus import count_text_bytes, open_corpus
+from data.meta import META_FILENAME, META_FORMAT, META_FORMAT_VERSION, write_meta
+from data.records import shard_file_name
+from data.vocab import SPECIAL_TOKENS, file_sha256, learn_vocab, load_vocab, write_vocab
+
+TOOL_VERSION = "data.create_pretraining_data 1.0"
+VOCAB_FILENAME = "vocab.txt"
+MASKING_BATCH_SIZE = 1024  # instances masked per stateless seed; part of what makes the output reproducible
+_READ_SHARE = 0.3  # share of a shard's work counted for reading + tokenizing, in the progress bar's ETA
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class CreationSettings:
+    """Google's generation options, with Google's defaults."""
+
+    max_seq_length: int = 128
+    max_predictions_per_seq: int = 20
+    masked_lm_prob: float = 0.15
+    short_seq_prob: float = 0.1
+    dupe_factor: int = 10
+    random_seed: int = 12345
+    do_lower_case: bool = True
+    do_whole_word_mask: bool = False
+
+    def validate(self):
+        checks = [
+            ("max_seq_length", self.max_seq_length >= 5, "an integer >= 5 ([CLS] A [SEP] B [SEP])"),
+            ("max_predictions_per_seq", self.max_predictions_per_seq >= 0, "an integer >= 0"),
+            ("masked_lm_prob", 0.0 <= self.masked_lm_prob <= 1.0, "a probability in [0, 1]"),
+            ("short_seq_prob", 0.0 <= self.short_seq_prob <= 1.0, "a probability in [0, 1]"),
+            ("dupe_factor", self.dupe_factor >= 1, "an integer >= 1"),
+            ("random_seed", 0 <= self.random_seed < 2**63, "an integer in [0, 2**63)"),
+        ]
+        for name, ok, expected in checks:
+            if not ok:
+                raise ValueError(f"--{name}={getattr(self, name)}: expected {expected}")
+
+
+@dataclasses.dataclass(frozen=True)
+class ShardTask:
+    index: int
+    num_shards: int
+    part: object  # a corpus part: has .documents()
+    path: str
+    vocab_path: str
+    settings: CreationSettings
+
+
+@dataclasses.dataclass(frozen=True)
+class ShardStats:
+    file: str
+    num_documents: int
+    num_sentences: int
+    num_instances: int
+    num_tokens: int
+    num_masked_lm_predictions: int
+    num_text_bytes: int
+
+
+# ------------------------------------------------------------------------------------------ one shard
+
+
+class _ShardBuilder:
+    """Everything a process needs to build shards for one vocabulary and settings (built once per process:
+    the tokenizer and the traced mask-and-serialize function)."""
+
+    def __init__(self, vocab_path, settings):
+        import tensorflow as tf
+
+        from data.masking import MaskingConfig, mask_tokens
+        from data.records import serialize_examples
+        from data.tokenization import WordPieceTokenizer
+
+        self.vocab = load_vocab(vocab_path)
+        self.settings = settings
+        self.tokenizer = WordPieceTokenizer(self.vocab, settings.do_lower_case)
+        config = MaskingConfig.from_vocab(
+            self.vocab,
+            masked_lm_prob=settings.masked_lm_prob,
+            max_predictions_per_seq=settings.max_predictions_per_seq,
+            whole_word_mask=settings.do_whole_word_mask,
+        )
+        S = settings.max_seq_length
+
+        @tf.function(
+            input_signature=[
+                tf.TensorSpec([None, S], tf.int32),  # input_ids before masking
+                tf.TensorSpec([None, S], tf.int32),  # segment_ids
+                tf.TensorSpec([None], tf.int32),  # lengths
+                tf.TensorSpec([None], tf.int32),  # next_sentence_labels
+                tf.TensorSpec([2], tf.int64),  # masking seed
+            ]
+        )
+        def mask_and_serialize(input_ids, segment_ids, lengths, next_sentence_labels, seed):
+            features = mask_tokens(input_ids, config, seed)
+            features["input_mask"] = tf.cast(tf.sequence_mask(lengths, S), tf.int32)
+            features["segment_ids"] = segment_ids
+            features["next_sentence_labels"] = next_sentence_labels
+            return serialize_examples(features), tf.reduce_sum(features["masked_lm_weights"])
+
+        self.mask_and_serialize = mask_and_serialize
+
+    def build(self, task, report):
+        from data.instances import assemble_instances, create_instance_spans
+        from data.records import AtomicRecordWriter
+
+        settings, vocab = task.settings, self.vocab
+        counts = {"documents": 0, "bytes": 0}
+
+        def counted(documents):
+            for document in documents:
+                counts["documents"] += 1
+                counts["bytes"] += count_text_bytes(document)
+                if counts["documents"] % 1000 == 0:
+                    report(task.index, "read", 1000, 0, 0.0)
+                yield document
+
+        documents = self.tokenizer.tokenize_documents(counted(task.part.documents()))
+        report(task.index, "read", counts["documents"] % 1000, 0, _READ_SHARE)
+        rng = random.Random(shard_seed(settings.random_seed, task.index))
+        spans = create_instance_spans(
+            documents,
+            max_seq_length=settings.max_seq_length,
+            short_seq_prob=settings.short_seq_prob,
+            dupe_factor=settings.dupe_factor,
+            rng=rng,
+        )
+        num_tokens, num_predictions = 0, 0.0
+        with AtomicRecordWriter(task.path) as writer:
+            for batch_index, start in enumerate(range(0, len(spans), MASKING_BATCH_SIZE)):
+                batch = spans.take(slice(start, start + MASKING_BATCH_SIZE))
+                input_ids, segment_ids, lengths = assemble_instances(
+                    documents.tokens,
+                    batch,
+                    settings.max_seq_length,
+                    cls_id=vocab.cls_id,
+                    sep_id=vocab.sep_id,
+                    pad_id=vocab.pad_id,
+                )
+                seed = np.array([settings.random_seed, (task.index << 32) + batch_index], np.int64)
+                serialized, predictions = self.mask_and_serialize(
+                    input_ids, segment_ids, lengths, batch.next_sentence_labels, seed
+                )
+                writer.write(serialized.numpy())
+                num_tokens += int(lengths.sum())
+                num_predictions += float(predictions)
+                done = _READ_SHARE + (1 - _READ_SHARE) * (start + len(batch)) / len(spans)
+                report(task.index, "write", 0, len(batch), done)
+        report(task.index, "done", 0, 0, 1.0)
+        return ShardStats(
+            file=os.path.basename(task.path),
+            num_documents=documents.num_documents,
+            num_sentences=documents.num_sentences,
+            num_instances=len(spans),
+            num_tokens=num_tokens,
+            num_masked_lm_predictions=int(round(num_predictions)),
+            num_text_bytes=counts["bytes"],
+        )
+
+
+def shard_seed(random_seed, shard_index):
+    """The seed of a shard's random.Random: a function of (random_seed, shard_index) only."""
+    return int(np.random.SeedSequence([random_seed, shard_index]).generate_state(2, np.uint64)[0])
+
+
+_builders = {}  # (vocab_path, settings) -> _ShardBuilder, per process
+_progress_queue = None  # in worker processes: where progress events go
+
+
+def build_shard(task, report=None):
+    """Builds one shard file (atomically) and returns its ShardStats."""
+    key = (task.vocab_path, task.settings)
+    if key not in _builders:
+        _builders[key] = _ShardBuilder(task.vocab_path, task.settings)
+    if report is None:
+        report = _report_to_queue if _progress_queue is not None else (lambda *event: None)
+    return _builders[key].build(task, report)
+
+
+def _report_to_queue(*event):
+    _progress_queue.put(event)
+
+
+def _init_worker(queue):
+    global _progress_queue
+    _progress_queue = queue
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+# ------------------------------------------------------------------------------------------ progress
+
+
+class Progress:
+    """A one-line progress bar on stderr: documents read (and per second), instances written, ETA.
+
+    Shard events are (shard, kind, new_documents, new_instances, fraction_of_shard_done)."""
+
+    def __init__(self, num_shards, enabled=True, stream=None):
+        self.num_shards = num_shards
+        self.enabled = enabled
+        self.stream = stream or sys.stderr
+        self.start = time.monotonic()
+        self.done = [0.0] * num_shards
+        self.documents = 0
+        self.instances = 0
+        self.shards_done = 0
+        self._last_draw = 0.0
+        self._interactive = hasattr(self.stream, "isatty") and self.stream.isatty()
+
+    def update(self, shard, kind, new_documents, new_instances, fraction):
+        self.documents += new_documents
+        self.instances += new_instances
+        self.done[shard] = max(self.done[shard], fraction)
+        self.shards_done += kind == "done"
+        self.draw()
+
+    def line(self):
+        elapsed = max(time.monotonic() - self.start, 1e-9)
+        fraction = sum(self.done) / self.num_shards
+        eta = "?" if fraction <= 0 else _format_seconds(elapsed * (1 - fraction) / fraction)
+        bar = "#" * int(20 * fraction) + "." * (20 - int(20 * fraction))
+        return (
+            f"[{bar}] {100 * fraction:3.0f}% shards {self.shards_done}/{self.num_shards} | "
+            f"{self.documents:,} docs ({self.documents / elapsed:,.0f} docs/s) | "
+            f"{self.instances:,} instances | elapsed {_format_seconds(elapsed)} ETA {eta}"
+        )
+
+    def draw(self, final=False):
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if not final and now - self._last_draw < (0.2 if self._interactive else 10.0):
+            return
+        self._last_draw = now
+        if self._interactive:
+            self.stream.write("\r" + self.line() + ("\n" if final else ""))
+        else:
+            self.stream.write(self.line() + "\n")
+        self.stream.flush()
+
+
+def _format_seconds(seconds):
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+# ------------------------------------------------------------------------------------------ the run
+
+
+def _run_in_process(tasks, progress):
+    return [build_shard(task, progress.update) for task in tasks]
+
+
+def _run_in_workers(tasks, num_workers, progress):
+    """Builds the shards in `num_workers` spawned processes; the first failure stops them all."""
+    context = multiprocessing.get_context("spawn")  # TensorFlow is not fork-safe
+    queue = context.Queue()
+    stats = [None] * len(tasks)
+    pool = concurrent.futures.ProcessPoolExecutor(
+        num_workers, mp_context=context, initializer=_init_worker, initargs=(queue,)
+    )
+    try:
+        futures = {pool.submit(build_shard, task): i for i, task in enumerate(tasks)}
+        pending = set(futures)
+        while pending:
+            finished, pending = concurrent.futures.wait(pending, timeout=0.2)
+            _drain(queue, progress)
+            for future in finished:
+                stats[futures[future]] = future.result()  # re-raises a worker's exception here
+        _drain(queue, progress)
+    except BaseException:
+        for process in list(getattr(pool, "_processes", {}).values()):
+            process.terminate()  # do not wait for the other shards
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+    return stats
+
+
+def _drain(queue, progress):
+    while True:
+        try:
+            event = queue.get_nowait()
+        except Exception:  # queue.Empty
+            return
+        progress.update(*event)
+
+
+def _existing_outputs(output_dir):
+    names = os.listdir(output_dir) if os.path.isdir(output_dir) else []
+    return sorted(n for n in names if n == META_FILENAME or n.endswith(".tfrecord"))
+
+
+def _prepare_output_dir(output_dir, overwrite):
+    """Creates output_dir, or refuses one holding data unless `overwrite`: then deletes the old meta.json
+    first (so the directory never looks complete while new shards are written), then old shards."""
+    if os.path.exists(output_dir) and not os.path.isdir(output_dir):
+        raise ValueError(f"--output_dir {output_dir}: exists and is not a directory")
+    existing = _existing_outputs(output_dir)
+    if existing and not overwrite:
+        shown = ", ".join(existing[:3]) + (", ..." if len(existing) > 3 else "")
+        raise ValueError(
+            f"--output_dir {output_dir}: already holds {shown}; pass --overwrite to replace them"
+        )
+    os.makedirs(output_dir, exist_ok=True)
+    if META_FILENAME in existing:
+        os.remove(os.path.join(output_dir, META_FILENAME))
+    for name in existing:
+        if name != META_FILENAME:
+            os.remove(os.path.join(output_dir, name))
+
+
+def _remove_incomplete_files(output_dir):
+    for path in glob.glob(os.path.join(output_dir, ".*.incomplete-*")):
+        os.remove(path)
+
+
+def _install_vocab(output_dir, *, vocab_file, vocab_size, reserved_tokens, source, do_lower_case):
+    """Copies or learns the vocabulary into <output_dir>/vocab.txt; returns (path, description)."""
+    target = os.path.join(output_dir, VOCAB_FILENAME)
+    if vocab_file is not None:
+        vocab = load_vocab(vocab_file)  # validates the file
+        if not (os.path.exists(target) and os.path.samefile(vocab_file, target)):
+            write_vocab(vocab, target)
+        return target, os.path.abspath(vocab_file)
+    log.info("learning a %d-token WordPiece vocabulary from the corpus", vocab_size)
+    started = time.monotonic()
+    sentences = (s for part in source.partition(1) for document in part.documents() for s in document)
+    vocab = learn_vocab(sentences, vocab_size, do_lower_case=do_lower_case, reserved_tokens=reserved_tokens)
+    write_vocab(vocab, target)
+    log.info("learned the vocabulary in %.1f s", time.monotonic() - started)
+    return target, f"learned from the corpus (tensorflow-text WordPiece learner, vocab_size={vocab_size})"
+
+
+def create_pretraining_data(
+    input,
+    output_dir,
+    *,
+    vocab_file=None,
+    vocab_size=None,
+    reserved_tokens=None,
+    max_seq_length=128,
+    max_predictions_per_seq=20,
+    masked_lm_prob=0.15,
+    short_seq_prob=0.1,
+    dupe_factor=10,
+    random_seed=12345,
+    do_lower_case=True,
+    do_whole_word_mask=False,
+    num_shards=8,
+    num_workers=None,
+    overwrite=False,
+    shard_prefix="pretraining",
+    text_feature="text",
+    tfds_split="train",
+    tfds_data_dir=None,
+    tfds_download=False,
+    progress=True,
+):
+    """Writes `num_shards` TFRecord shards of Google's pretraining examples, vocab.txt and meta.json into
+    `output_dir`, and returns the meta dict.
+
+    input: `embedded`, `tfds:<name>` or text files in Google's format (see data.corpus.open_corpus), or a
+    corpus source object (with `description` and `partition(n)`). Exactly one of `vocab_file` (an
+    existing vocab.txt) and `vocab_size` (learn one from the corpus, with `reserved_tokens`) is given.
+    num_workers: processes building shards in parallel (default: the CPU count, at most num_shards);
+    it does not change the output.
+    """
+    settings = CreationSettings(
+        max_seq_length=max_seq_length,
+        max_predictions_per_seq=max_predictions_per_seq,
+        masked_lm_prob=masked_lm_prob,
+        short_seq_prob=short_seq_prob,
+        dupe_factor=dupe_factor,
+        random_seed=random_seed,
+        do_lower_case=do_lower_case,
+        do_whole_word_mask=do_whole_word_mask,
+    )
+    settings.validate()
+    if (vocab_file is None) == (vocab_size is None):
+        raise ValueError(
+            "--vocab_file / --vocab_size: give exactly one (an existing vocab.txt, or a size to learn)"
+        )
+    if not isinstance(num_shards, int) or num_shards < 1:
+        raise ValueError(f"--num_shards={num_shards}: expected an integer >= 1")
+    num_workers = min(num_workers or os.cpu_count() or 1, num_shards)
+    if num_workers < 1:
+        raise ValueError(f"--num_workers={num_workers}: expected an integer >= 1")
+    if vocab_file is not None and not os.path.isfile(vocab_file):
+        raise ValueError(f"--vocab_file {vocab_file}: no such file")
+
+    _prepare_output_dir(output_dir, overwrite)
+    if isinstance(input, str):
+        source = open_corpus(
+            input,
+            text_feature=text_feature,
+            tfds_split=tfds_split,
+            tfds_data_dir=tfds_data_dir,
+            tfds_download=tfds_download,
+        )
+    else:
+        source = input
+    log.info("corpus: %s", source.description)
+    log.info(
+        "settings: %s, num_shards=%d, num_workers=%d", dataclasses.asdict(settings), num_shards, num_workers
+    )
+    vocab_path, vocab_origin = _install_vocab(
+        output_dir,
+        vocab_file=vocab_file,
+        vocab_size=vocab_size,
+        reserved_tokens=reserved_tokens,
+        source=source,
+        do_lower_case=do_lower_case,
+    )
+    vocab = load_vocab(vocab_path)
+    tasks = []
+    for i, part in enumerate(source.partition(num_shards)):
+        path = os.path.join(output_dir, shard_file_name(shard_prefix, i, num_shards))
+        tasks.append(ShardTask(i, num_shards, part, path, vocab_path, settings))
+    bar = Progress(num_shards, enabled=progress)
+    started = time.monotonic()
+    try:
+        stats = _run_in_process(tasks, bar) if num_workers == 1 else _run_in_workers(tasks, num_workers, bar)
+    except BaseException:
+        _remove_incomplete_files(output_dir)
+        raise
+    bar.draw(final=True)
+    meta = _meta(settings, vocab, vocab_path, vocab_origin, source, stats, shard_prefix)
+    write_meta(output_dir, meta)  # last: its presence says every shard is complete
+    log.info(
+        "wrote %d instances from %d documents into %d shards in %.1f s",
+        meta["num_instances"],
+        meta["num_documents"],
+        num_shards,
+        time.monotonic() - started,
+    )
+    return meta
+
+
+def _meta(settings, vocab, vocab_path, vocab_origin, source, stats, shard_prefix):
+    counts = ("num_documents", "num_sentences", "num_instances", "num_tokens", "num_masked_lm_predictions")
+    total = {name: sum(getattr(s, name) for s in stats) for name in (*counts, "num_text_bytes")}
+    return {
+        "format": META_FORMAT,
+        "format_version": META_FORMAT_VERSION,
+        "tool_version": TOOL_VERSION,
+        **dataclasses.asdict(settings),
+        "vocab_file": VOCAB_FILENAME,
+        "vocab_size": len(vocab),
+        "vocab_sha256": file_sha256(vocab_path),
+        "vocab_source": vocab_origin,
+        "special_token_ids": {token: vocab.id(token) for token in SPECIAL_TOKENS},
+        "tokenizer": "tensorflow_text.FastBertTokenizer",
+        "masking_batch_size": MASKING_BATCH_SIZE,
+        "corpus": source.description,
+        "num_shards": len(stats),
+        "shard_prefix": shard_prefix,
+        **total,
+        "shards": [
+            {"file": s.file, "num_instances": s.num_instances, "num_documents": s.num_documents}
+            for s in stats
+        ],
+    }
+
+
+# ------------------------------------------------------------------------------------------ command line
+
+
+class _OneLineErrorParser(argparse.ArgumentParser):
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _boolean(text):
+    value = str(text).strip().lower()
+    if value in ("1", "true", "yes", "y", "on"):
+        return True
+    if value in ("0", "false", "no", "n", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def _parser():
+    p = _OneLineErrorParser(prog="create_pretraining_data", description=__doc__.split("\n")[0])
+    p.add_argument(
+        "--input", required=True, help="`embedded`, `tfds:<name>`, or globs/dirs/files (comma-separated)"
+    )
+    p.add_argument("--output_dir", required=True)
+    p.add_argument("--vocab_file", help="an existing vocab.txt (Google's format)")
+    p.add_argument(
+        "--learn_vocab", action="store_true", help="learn a WordPiece vocab of --vocab_size tokens"
+    )
+    p.add_argument("--vocab_size", type=int, help="size of the learned vocabulary")
+    p.add_argument("--reserved_tokens", help="comma-separated tokens placed first in a learned vocab")
+    p.add_argument("--max_seq_length", type=int, default=128)
+    p.add_argument("--max_predictions_per_seq", type=int, default=20)
+    p.add_argument("--masked_lm_prob", type=float, default=0.15)
+    p.add_argument("--short_seq_prob", type=float, default=0.1)
+    p.add_argument("--dupe_factor", type=int, default=10)
+    p.add_argument("--random_seed", type=int, default=12345)
+    for name, default in (("do_lower_case", True), ("do_whole_word_mask", False)):
+        p.add_argument(f"--{name}", nargs="?", const=True, default=default, type=_boolean, metavar="BOOL")
+        p.add_argument(f"--no{name}", dest=name, action="store_false", help=argparse.SUPPRESS)
+    p.add_argument("--num_shards", type=int, default=8)
+    p.add_argument("--num_workers", type=int, default=None, help="default: the number of CPUs")
+    p.add_argument("--overwrite", action="store_true", help="replace the data in an existing --output_dir")
+    p.add_argument("--shard_prefix", default="pretraining")
+    p.add_argument("--text_feature", default="text", help="the text feature of a TFDS dataset")
+    p.add_argument("--tfds_split", default="train")
+    p.add_argument("--tfds_data_dir", default=None)
+    p.add_argument("--tfds_download", action="store_true", help="let TFDS download and prepare the dataset")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def main(argv=None):
+    args = _parser().parse_args(argv)
+    if args.learn_vocab and args.vocab_file:
+        _fail("--learn_vocab and --vocab_file: give one of them")
+    if args.learn_vocab and args.vocab_size is None:
+        _fail("--learn_vocab: needs --vocab_size")
+    if not args.learn_vocab and args.vocab_file is None:
+        _fail("--vocab_file: required (or --learn_vocab --vocab_size=N)")
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    reserved = [t.strip() for t in args.reserved_tokens.split(",")] if args.reserved_tokens else None
+    try:
+        create_pretraining_data(
+            args.input,
+            args.output_dir,
+            vocab_file=None if args.learn_vocab else args.vocab_file,
+            vocab_size=args.vocab_size if args.learn_vocab else None,
+            reserved_tokens=reserved,
+            max_seq_length=args.max_seq_length,
+            max_predictions_per_seq=args.max_predictions_per_seq,
+            masked_lm_prob=args.masked_lm_prob,
+            short_seq_prob=args.short_seq_prob,
+            dupe_factor=args.dupe_factor,
+            random_seed=args.random_seed,
+            do_lower_case=args.do_lower_case,
+            do_whole_word_mask=args.do_whole_word_mask,
+            num_shards=args.num_shards,
+            num_workers=args.num_workers,
+            overwrite=args.overwrite,
+            shard_prefix=args.shard_prefix,
+            text_feature=args.text_feature,
+            tfds_split=args.tfds_split,
+            tfds_data_dir=args.tfds_data_dir,
+            tfds_download=args.tfds_download,
+            progress=not args.quiet,
+        )
+    except (ValueError, OSError) as e:
+        _fail(str(e))
+    except KeyboardInterrupt:
+        sys.stderr.write("create_pretraining_data: interrupted; no meta.json was written\n")
+        return 130
+    return 0
+
+
+def _fail(message):
+    sys.stderr.write(f"create_pretraining_data: error: {' '.join(message.split())}\n")
+    raise SystemExit(2)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

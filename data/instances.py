@@ -1,0 +1,202 @@
+"""Next-sentence-prediction instances with the semantics of google-research/bert's create_pretraining_data.py.
+
+For each of `dupe_factor` passes over the (shuffled) documents, each document is cut into chunks of
+consecutive sentences of about `max_seq_length - 3` tokens (with probability `short_seq_prob` the target
+is a random length in [2, max_seq_length - 3] instead, drawn once per document per pass); each chunk is
+split at a random sentence boundary into segment A and segment B. With probability 0.5, or always when
+the chunk is a single sentence, B is replaced by sentences from a random other document (label 1,
+"random next") and the chunk's unused sentences go back to be used by the next chunk. The pair is then
+truncated to `max_seq_length - 3` tokens by removing tokens from the longer segment, each from the front or
+the back with equal chance. The instances are shuffled at the end. Masking comes later (data.masking).
+
+Because A and B are runs of consecutive sentences of one document, and truncation only shortens runs
+from their ends, every segment is a contiguous slice of the concatenated token ids: an instance is
+four integers (start and length of A and of B) plus its label, and the token matrix is gathered with
+numpy per batch. Only the sentence lengths are touched in the Python loop.
+"""
+
+import dataclasses
+
+import numpy as np
+
+
+@dataclasses.dataclass(frozen=True)
+class TokenizedDocuments:
+    """Documents as token ids: `tokens` [T] holds every sentence's ids back to back;
+    sentence k is tokens[sentence_starts[k]:sentence_starts[k + 1]], and document d is sentences
+    document_starts[d] to document_starts[d + 1] - 1. No sentence and no document is empty."""
+
+    tokens: np.ndarray  # int32 [T]
+    sentence_starts: np.ndarray  # int64 [num_sentences + 1]
+    document_starts: np.ndarray  # int64 [num_documents + 1]
+
+    @classmethod
+    def from_lengths(cls, tokens, sentence_lengths, document_num_sentences):
+        """From concatenated ids, each sentence's length and each document's sentence count; drops
+        sentences without tokens and then documents without sentences (as Google's reader does)."""
+        sentence_lengths = np.asarray(sentence_lengths, np.int64)
+        sentence_document = np.repeat(np.arange(len(document_num_sentences)), document_num_sentences)
+        kept = sentence_lengths > 0  # an empty sentence owns no tokens, so dropping it moves no token
+        sentences_per_document = np.bincount(sentence_document[kept], minlength=len(document_num_sentences))
+        return cls(
+            tokens=np.asarray(tokens, np.int32),
+            sentence_starts=np.concatenate([[0], np.cumsum(sentence_lengths[kept])]).astype(np.int64),
+            document_starts=np.concatenate(
+                [[0], np.cumsum(sentences_per_document[sentences_per_document > 0])]
+            ).astype(np.int64),
+        )
+
+    @property
+    def num_documents(self):
+        return len(self.document_starts) - 1
+
+    @property
+    def num_sentences(self):
+        return len(self.sentence_starts) - 1
+
+    def document(self, d):
+        """Document d as a list of sentences (lists of ids); for inspection and tests."""
+        first, last = self.document_starts[d], self.document_starts[d + 1]
+        bounds = self.sentence_starts[first : last + 1]
+        return [self.tokens[a:b].tolist() for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+
+
+@dataclasses.dataclass(frozen=True)
+class InstanceSpans:
+    """N instances: segment A is tokens[a_start : a_start + a_length], B likewise; label 1 = random next."""
+
+    a_start: np.ndarray  # int64 [N]
+    a_length: np.ndarray  # int64 [N]
+    b_start: np.ndarray  # int64 [N]
+    b_length: np.ndarray  # int64 [N]
+    next_sentence_labels: np.ndarray  # int32 [N]
+
+    def __len__(self):
+        return len(self.a_start)
+
+    def take(self, rows):
+        return InstanceSpans(*(getattr(self, f.name)[rows] for f in dataclasses.fields(self)))
+
+
+def truncated_lengths(length_a, length_b, max_num_tokens):
+    """The lengths Google's truncate_seq_pair leaves: while too long, shorten the longer segment (B on ties).
+
+    Returns (new_a, new_b); which segment loses each token does not depend on the random front/back choice,
+    so the final lengths follow from the two lengths alone.
+    """
+    excess = length_a + length_b - max_num_tokens
+    if excess <= 0:
+        return length_a, length_b
+    cut = min(excess, max(0, length_a - length_b))  # A is longer: shorten it until the two are equal
+    length_a, excess = length_a - cut, excess - cut
+    cut = min(excess, max(0, length_b - length_a + 1))  # A <= B: shorten B until it is one shorter than A
+    length_b, excess = length_b - cut, excess - cut
+    return length_a - (excess + 1) // 2, length_b - excess // 2  # then alternately A, B, A, ...
+
+
+def _front_cut(rng, num_removed):
+    """How many of `num_removed` tokens come off the front: each token independently with probability 1/2."""
+    return bin(rng.getrandbits(num_removed)).count("1") if num_removed else 0
+
+
+def _instances_from_document(documents, order, position, max_num_tokens, short_seq_prob, rng, out):
+    """Appends the instances of document `order[position]` to the five lists of `out` (see InstanceSpans)."""
+    sentence_starts, document_starts = documents.sentence_starts_list, documents.document_starts_list
+    first, end = document_starts[order[position]], document_starts[order[position] + 1]
+    target_length = max_num_tokens
+    if rng.random() < short_seq_prob:
+        target_length = rng.randint(2, max_num_tokens)
+    chunk_first, chunk_length, i = first, 0, first
+    while i < end:
+        chunk_length += sentence_starts[i + 1] - sentence_starts[i]
+        if i == end - 1 or chunk_length >= target_length:
+            num_chunk_sentences = i + 1 - chunk_first
+            a_sentences = rng.randint(1, num_chunk_sentences - 1) if num_chunk_sentences >= 2 else 1
+            a_start = sentence_starts[chunk_first]
+            a_length = sentence_starts[chunk_first + a_sentences] - a_start
+            if num_chunk_sentences == 1 or rng.random() < 0.5:
+                is_random_next = 1
+                target_b_length = target_length - a_length
+                for _ in range(10):
+                    other = rng.randint(0, len(order) - 1)
+                    if other != position:
+                        break
+                other_first, other_end = document_starts[order[other]], document_starts[order[other] + 1]
+                j = other_first + rng.randint(0, other_end - other_first - 1)
+                b_start = sentence_starts[j]
+                while True:  # whole sentences until B reaches its target length or the document ends
+                    j += 1
+                    if sentence_starts[j] - b_start >= target_b_length or j == other_end:
+                        break
+                b_length = sentence_starts[j] - b_start
+                i -= num_chunk_sentences - a_sentences  # the unused sentences start the next chunk
+            else:
+                is_random_next = 0
+                b_start = sentence_starts[chunk_first + a_sentences]
+                b_length = sentence_starts[i + 1] - b_start
+            new_a, new_b = truncated_lengths(a_length, b_length, max_num_tokens)
+            out[0].append(a_start + _front_cut(rng, a_length - new_a))
+            out[1].append(new_a)
+            out[2].append(b_start + _front_cut(rng, b_length - new_b))
+            out[3].append(new_b)
+            out[4].append(is_random_next)
+            chunk_first, chunk_length = i + 1, 0
+        i += 1
+
+
+class _Documents:
+    """TokenizedDocuments with its offsets as Python lists (fast scalar indexing in the loop)."""
+
+    def __init__(self, documents):
+        self.sentence_starts_list = documents.sentence_starts.tolist()
+        self.document_starts_list = documents.document_starts.tolist()
+
+
+def create_instance_spans(documents, *, max_seq_length, short_seq_prob, dupe_factor, rng):
+    """All instances of `documents` (a TokenizedDocuments) in Google's order: shuffle the documents, make
+    `dupe_factor` passes over them, shuffle the instances. `rng` is a random.Random."""
+    if max_seq_length < 5:
+        raise ValueError(f"max_seq_length={max_seq_length}: must be at least 5 ([CLS] A [SEP] B [SEP])")
+    max_num_tokens = max_seq_length - 3
+    order = list(range(documents.num_documents))
+    rng.shuffle(order)
+    fast = _Documents(documents)
+    out = ([], [], [], [], [])
+    for _ in range(dupe_factor):
+        for position in range(len(order)):
+            _instances_from_document(fast, order, position, max_num_tokens, short_seq_prob, rng, out)
+    permutation = list(range(len(out[0])))
+    rng.shuffle(permutation)
+    columns = [
+        np.asarray(column, np.int64)[permutation] if column else np.zeros([0], np.int64) for column in out
+    ]
+    return InstanceSpans(*columns[:4], next_sentence_labels=columns[4].astype(np.int32))
+
+
+def assemble_instances(tokens, spans, max_seq_length, *, cls_id, sep_id, pad_id=0):
+    """Token and segment ids [n, S] of `spans`: [CLS] A [SEP] B [SEP], then padding with pad_id.
+
+    Returns (input_ids int32 [n, S], segment_ids int32 [n, S], lengths int32 [n]).
+    """
+    position = np.arange(max_seq_length)[None, :]  # [1, S]
+    a_length, b_length = spans.a_length[:, None], spans.b_length[:, None]  # [n, 1]
+    in_a = (position >= 1) & (position <= a_length)
+    b_first = a_length + 2
+    in_b = (position >= b_first) & (position < b_first + b_length)
+    length = a_length + b_length + 3
+    index = np.where(in_a, spans.a_start[:, None] + position - 1, spans.b_start[:, None] + position - b_first)
+    index = np.where(in_a | in_b, index, 0)  # [n, S] into `tokens`
+    input_ids = np.where(in_a | in_b, tokens[index], pad_id)
+    input_ids = np.where(position == 0, cls_id, input_ids)
+    input_ids = np.where((position == a_length + 1) | (position == length - 1), sep_id, input_ids)
+    segment_ids = (position >= b_first) & (position < length)
+    return input_ids.astype(np.int32), segment_ids.astype(np.int32), length[:, 0].astype(np.int32)
+
+
+__all__ = [
+    "InstanceSpans",
+    "TokenizedDocuments",
+    "assemble_instances",
+    "create_instance_spans",
+    "truncated_lengths",
+]
