@@ -27,15 +27,11 @@ def pretraining_sums(outputs, features):
     mlm_logits = tf.cast(outputs["masked_lm_logits"], tf.float32)
     mlm_ids = tf.cast(features["masked_lm_ids"], tf.int32)
     mlm_weights = tf.cast(features["masked_lm_weights"], tf.float32)
-    mlm_nll = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=mlm_ids, logits=mlm_logits)  # [B, P]
-    mlm_correct = tf.cast(tf.equal(tf.argmax(mlm_logits, axis=-1, output_type=tf.int32), mlm_ids), tf.float32)
+    mlm_nll, mlm_correct = _nll_and_correct(mlm_logits, mlm_ids)  # [B, P] each
 
     nsp_logits = tf.cast(outputs["next_sentence_logits"], tf.float32)
     nsp_labels = tf.reshape(tf.cast(features["next_sentence_labels"], tf.int32), [-1])
-    nsp_nll = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=nsp_labels, logits=nsp_logits)  # [B]
-    nsp_correct = tf.cast(
-        tf.equal(tf.argmax(nsp_logits, axis=-1, output_type=tf.int32), nsp_labels), tf.float32
-    )
+    nsp_nll, nsp_correct = _nll_and_correct(nsp_logits, nsp_labels)  # [B] each
 
     return {
         "mlm_loss_sum": tf.reduce_sum(mlm_weights * mlm_nll),
@@ -45,6 +41,18 @@ def pretraining_sums(outputs, features):
         "nsp_count": tf.cast(tf.size(nsp_labels), tf.float32),
         "nsp_correct_sum": tf.reduce_sum(nsp_correct),
     }
+
+
+@tf.function(jit_compile=True)
+def _nll_and_correct(logits, labels):
+    """Softmax cross-entropy and argmax hits (float 0/1) over the last axis.
+
+    Compiled with XLA even inside a non-XLA step: the [B*P, V] masked-LM logits are the largest tensor of
+    a small model's step, and the fused XLA kernel (forward and gradient) is about 3x faster than TF's on CPU.
+    """
+    nll = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
+    correct = tf.cast(tf.equal(tf.argmax(logits, axis=-1, output_type=tf.int32), labels), tf.float32)
+    return nll, correct
 
 
 def pretraining_loss(sums):
