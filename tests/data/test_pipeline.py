@@ -439,8 +439,9 @@ def test_dynamic_masking_is_deterministic_by_seed(shards):
             np.concatenate([b["input_ids"].numpy(), b["masked_lm_positions"].numpy()], 1) for b in batches
         ]
 
-    np.testing.assert_array_equal(first_batches(8), first_batches(8))
-    assert not np.array_equal(first_batches(8), first_batches(9))
+    reference = first_batches(8)
+    np.testing.assert_array_equal(first_batches(8), reference)
+    assert not np.array_equal(first_batches(9), reference)
 
 
 def test_dynamic_masking_must_match_the_training_config(shards):
@@ -465,3 +466,69 @@ def test_masking_config_from_meta_reads_the_settings_and_the_vocab(data_dir):
     write_meta_json(data_dir, masked_lm_prob=0.2, do_whole_word_mask=True, vocab_sha256="0" * 64)
     with pytest.raises(DataConfigError, match="vocab.txt is not the vocabulary of .*meta.json"):
         masking_config_from_meta(str(data_dir))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Reading what data.create_pretraining_data writes (the meta.json contract between the two halves of data/).
+
+
+CORPUS_WORDS = "the cat sat on a mat and then it ran far away from home . dogs bark at cats"
+
+
+@pytest.fixture(scope="module")
+def created(tmp_path_factory):
+    """A tiny data set made by data.create_pretraining_data: (directory, its meta.json)."""
+    from data.create_pretraining_data import create_pretraining_data
+
+    directory = tmp_path_factory.mktemp("created")
+    words = CORPUS_WORDS.split()
+    with open(directory / "corpus.txt", "w") as f:
+        for document in range(12):
+            for sentence in range(6):
+                f.write(" ".join(words[(document + sentence + i) % len(words)] for i in range(5 + sentence)))
+                f.write("\n")
+            f.write("\n")
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *sorted(set(words)), "##s"]
+    (directory / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    output = str(directory / "out")
+    meta = create_pretraining_data(
+        str(directory / "corpus.txt"),
+        output,
+        vocab_file=str(directory / "vocab.txt"),
+        max_seq_length=32,
+        max_predictions_per_seq=5,
+        dupe_factor=2,
+        num_shards=2,
+        num_workers=1,
+        progress=False,
+    )
+    return output, meta
+
+
+def test_data_made_by_create_pretraining_data_is_read_record_for_record(created):
+    directory, meta = created
+    batches = pretraining_dataset(directory, 8, 32, 5, vocab_size=meta["vocab_size"], is_training=False)
+    read = [row for batch in batches for row in batch["input_ids"].numpy().tolist()]
+    written = []  # the shards meta.json lists, decoded with the protobuf API
+    for shard in meta["shards"]:
+        for record in tf.data.TFRecordDataset(os.path.join(directory, shard["file"])):
+            written.append(
+                list(
+                    tf.train.Example.FromString(record.numpy()).features.feature["input_ids"].int64_list.value
+                )
+            )
+    assert read == written
+    assert len(read) == meta["num_instances"] > 0
+
+
+def test_dynamic_masking_of_created_data_keeps_its_tokens_and_changes_its_masks(created):
+    directory, meta = created
+    config = masking_config_from_meta(directory)
+    assert (config.max_predictions_per_seq, config.masked_lm_prob) == (5, meta["masked_lm_prob"])
+    as_written = pretraining_dataset(directory, 8, 32, 5, is_training=False)
+    remasked = pretraining_dataset(directory, 8, 32, 5, is_training=False, seed=0, dynamic_masking=config)
+    changed = 0
+    for written, fresh in zip(as_written, remasked, strict=True):
+        np.testing.assert_array_equal(restore_originals(fresh), restore_originals(written))
+        changed += int(np.any(fresh["masked_lm_positions"].numpy() != written["masked_lm_positions"].numpy()))
+    assert changed > 0
