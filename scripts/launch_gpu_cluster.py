@@ -9,7 +9,7 @@ the whole cluster (the same list of host:port workers on every node) and the nod
 is the chief that writes the logs, the summaries and the export. Phase 1 starts on all nodes at the same
 time; phase 2 starts when phase 1 has ended on every node, from phase 1's final weights.
 
-  --launcher=ssh     `ssh <host> 'cd <workdir> && env TF_CONFIG=... python3 run_pretraining.py ...'`
+  --launcher=ssh     `ssh <host> env -C <workdir> TF_CONFIG=... python3 run_pretraining.py ...`
                      (the checkout and its virtualenv at the same path on every node: a shared filesystem)
   --launcher=docker  `ssh <host> docker run --gpus=all --network=host -e TF_CONFIG=... -v <data>:/data
                      -v <model>:/model <image> ...` with the image built from the Dockerfile
@@ -131,7 +131,7 @@ def check_args(args, workers):
 
 
 def node_command(args, phase, workers, index):
-    """The command that runs `phase` as node `index` (on that node, or through ssh)."""
+    """The command that runs `phase` as node `index`, as that node runs it."""
     arguments = pretraining_args(phase, "multi_worker")
     config = tf_config(workers, index)
     if args.launcher == "docker":
@@ -143,22 +143,21 @@ def node_command(args, phase, workers, index):
             volumes += ["-v", f"{args.model_volume}:{CONTAINER_MODEL}"]
         # --network=host: the workers reach each other at the host:port of TF_CONFIG; --ipc=host: NCCL's
         # shared memory between the GPUs of a node.
-        command = ["docker", "run", "--rm", f"--gpus={gpus}", "--network=host", "--ipc=host"]
-        command += ["-e", f"TF_CONFIG={config}", *volumes, args.image, *arguments]
-    else:
-        environment = [f"TF_CONFIG={config}"]
-        if args.gpus_per_node is not None:
-            environment.append("CUDA_VISIBLE_DEVICES=" + ",".join(map(str, range(args.gpus_per_node))))
-        command = ["env", *environment, *shlex.split(args.python), ENTRY_POINT, *arguments]
-        if args.this_node is None:  # through ssh: change to the checkout first
-            command = ["cd", args.workdir, "&&", *command]
-        else:
-            command = ["env", "-C", args.workdir, *command[1:]]
+        docker = ["docker", "run", "--rm", f"--gpus={gpus}", "--network=host", "--ipc=host"]
+        return [*docker, "-e", f"TF_CONFIG={config}", *volumes, args.image, *arguments]
+    environment = [f"TF_CONFIG={config}"]
+    if args.gpus_per_node is not None:
+        environment.append("CUDA_VISIBLE_DEVICES=" + ",".join(map(str, range(args.gpus_per_node))))
+    # env -C: run in the checkout (relative paths of the configs and of --python are relative to it).
+    return ["env", "-C", args.workdir, *environment, *shlex.split(args.python), ENTRY_POINT, *arguments]
+
+
+def on_node(args, workers, index, command):
+    """`command` on node `index`: here with --this_node, else through ssh."""
     if args.this_node is not None:
         return tuple(command)
     host = workers[index].rsplit(":", 1)[0]
-    remote = " ".join(word if word == "&&" else shlex.quote(word) for word in command)
-    return (*shlex.split(args.ssh), host, remote)
+    return (*shlex.split(args.ssh), host, shlex.join(command))
 
 
 def build_stages(args):
@@ -168,7 +167,10 @@ def build_stages(args):
     stages = []
     for phase in two_phase_plan(args):
         commands = tuple(
-            Command(f"node {index} ({workers[index]})", node_command(args, phase, workers, index))
+            Command(
+                f"node {index} ({workers[index]})",
+                on_node(args, workers, index, node_command(args, phase, workers, index)),
+            )
             for index in nodes
         )
         where = (

@@ -36,7 +36,7 @@ def ssh_plan(*extra):
 
 
 def remote_words(argv):
-    """`ssh host 'cd dir && env ...'` -> (host, the remote command's words)."""
+    """`ssh host 'env -C dir ...'` -> (host, the remote command's words)."""
     assert argv[0] == "ssh" and len(argv) == 3, argv
     return argv[1], shlex.split(argv[2])
 
@@ -55,7 +55,7 @@ def test_every_node_gets_the_same_cluster_and_its_own_task_index():
         indices = []
         for argv in stage.commands:
             host, words = remote_words(argv)
-            assert words[:3] == ["cd", "/shared/bert-lamb", "&&"]
+            assert words[:3] == ["env", "-C", "/shared/bert-lamb"]  # in the checkout
             call = pretraining_call(words)
             tf_config = json.loads(call.environment["TF_CONFIG"])
             assert tf_config["cluster"] == {"worker": WORKERS}
