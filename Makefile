@@ -46,6 +46,7 @@ bench: $(BENCH_STAMP)
 	$(PY) scripts/bench_optimizer.py
 	$(PY) scripts/bench_model.py
 	$(PY) scripts/bench_data.py
+	$(PY) scripts/bench_pipeline.py
 	$(PY) scripts/bench_train.py
 
 clean:
