@@ -30,6 +30,9 @@ class BertEncoder(keras.layers.Layer):
         self.transformer_layers = [
             TransformerLayer(config, name=f"layer_{i}", dtype=policy) for i in range(config.num_hidden_layers)
         ]
+        # tf.train.Checkpoint does not follow layers held in a Keras-tracked list: name each one as well.
+        for i, layer in enumerate(self.transformer_layers):
+            setattr(self, f"layer_{i}", layer)
         H = config.hidden_size
         self.pooler = Dense(H, H, truncated_normal(config), ACTIVATIONS["tanh"], name="dense", dtype=policy)
         self.build()

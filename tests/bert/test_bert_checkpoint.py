@@ -166,3 +166,13 @@ def test_mismatched_checkpoint_is_refused_naming_the_variable(
 def test_a_missing_checkpoint_is_a_clear_error(tmp_path, tiny_config):
     with pytest.raises(ValueError, match="nowhere.ckpt: cannot read a TF checkpoint"):
         load_google_checkpoint(BertPretrainingModel(tiny_config), str(tmp_path / "nowhere.ckpt"))
+
+
+def test_training_checkpoints_with_tf_train_checkpoint_hold_every_variable(tmp_path, tiny_config, tiny_dict):
+    source, target = BertPretrainingModel(tiny_config), BertPretrainingModel(tiny_config)
+    path = tf.train.Checkpoint(model=source).write(str(tmp_path / "ckpt"))
+    saved = [name for name, _ in tf.train.list_variables(path) if name.endswith("VARIABLE_VALUE")]
+    assert len(saved) == len(source.trainable_variables) == len(bert.google_variables(source))
+    tf.train.Checkpoint(model=target).read(path).assert_consumed()
+    features = make_features(tiny_dict, seed=11)
+    np.testing.assert_array_equal(target(features)["masked_lm_logits"], source(features)["masked_lm_logits"])
