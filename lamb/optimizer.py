@@ -42,7 +42,8 @@ class LAMB(keras.optimizers.Optimizer):
         exclude_from_layer_adaptation: list of regular expressions, same matching; a matching variable
             uses ratio = 1 (plain AdamW-style step). None or [] adapts every variable.
         bias_correction: divide the moments by (1 − β^t) as in Adam.
-        trust_ratio_bounds: None or (low, high): the ratio is clipped to [low, high] (the paper's φ).
+        trust_ratio_bounds: None or (low, high): the ratio is clipped to [low, high] (a bound in the
+            spirit of the paper's scaling function φ).
         name: name of the optimizer (prefix of its variables).
         **kwargs: Keras' own optimizer options (`global_clipnorm`, `clipnorm`, `clipvalue`,
             `gradient_accumulation_steps`, `loss_scale_factor`, `use_ema`, ...).
@@ -143,7 +144,7 @@ class LAMB(keras.optimizers.Optimizer):
         self.assign(m_slot, m)
         self.assign(v_slot, v)
 
-        # Bias correction: m̂ = c1·m, v̂ = c2·v with c = 1 / (1 − β^t); c = 1 without it
+        # Bias correction: m̂ = c1·m, v̂ = c2·v with c = 1 / (1 − β^t) (c = 1 without bias correction)
         c1, c2 = self._bias_corrections()
 
         # Adam ratio r = m̂ / (√v̂ + ε), plus decoupled weight decay: u = r + λ·w
@@ -165,10 +166,14 @@ class LAMB(keras.optimizers.Optimizer):
         self.assign(variable, w_new)
 
     def _bias_corrections(self):
-        if not self.bias_correction:
-            return 1.0, 1.0
+        """c1 = 1 / (1 − β1^t), c2 = 1 / (1 − β2^t); without bias correction c = 1 / (1 − 0^t) = 1.
+
+        The "1" is computed rather than a constant so that XLA cannot fold it away: the update step
+        relies on √(c2·v) and √c2·√v being different expressions.
+        """
         t = tf.cast(self.iterations + 1, tf.float32)
-        return 1.0 / (1.0 - tf.pow(self.beta_1, t)), 1.0 / (1.0 - tf.pow(self.beta_2, t))
+        b1, b2 = (self.beta_1, self.beta_2) if self.bias_correction else (0.0, 0.0)
+        return 1.0 / (1.0 - tf.pow(b1, t)), 1.0 / (1.0 - tf.pow(b2, t))
 
     def _trust_ratio(self, w, u, on_cpu):
         w_norm = tf.sqrt(_sum_of_squares(w, on_cpu))

@@ -275,15 +275,22 @@ def test_gradient_accumulation_averages_then_updates_like_the_reference():
     accumulation = 3
     weights = {"dense/kernel": np.random.default_rng(5).normal(size=(4, 2))}
     variable = variable_at("dense/kernel", weights["dense/kernel"])
-    optimizer = lamb.LAMB(0.02, weight_decay=0.01, gradient_accumulation_steps=accumulation)
+    schedule = dict(peak=0.02, total_steps=12, warmup_steps=3, power=1.0, end=0.0)
+    optimizer = lamb.LAMB(
+        lamb.WarmupPolynomialDecay(0.02, total_steps=12, warmup_steps=3),
+        weight_decay=0.01,
+        gradient_accumulation_steps=accumulation,
+    )
     reference = NumpyLamb(weights, weight_decay=0.01)
     apply = tf.function(lambda g: optimizer.apply_gradients([(g, variable)]), jit_compile=True)
     rng = np.random.default_rng(6)
-    for _ in range(4):
+    for update in range(4):
         micro = [rng.normal(size=(4, 2)) for _ in range(accumulation)]
         for g in micro:
             apply(tf.constant(g, tf.float32))
-        reference.step({"dense/kernel": np.mean(micro, axis=0)}, 0.02)
+        # Keras evaluates the schedule at the micro-step count: the last micro-step of this update.
+        lr = warmup_polynomial_decay(accumulation * update + accumulation - 1, **schedule)
+        reference.step({"dense/kernel": np.mean(micro, axis=0)}, lr)
         np.testing.assert_allclose(variable.numpy(), reference.weights["dense/kernel"], rtol=1e-5, atol=1e-6)
     assert int(optimizer.iterations.numpy()) == 4
 
