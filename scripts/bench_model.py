@@ -3,9 +3,9 @@
 For each model size, precision (float32 / mixed_bfloat16) and compiler (TF graph / XLA) it times one
 training-mode forward + backward pass (gradients of Google's pretraining loss with respect to every variable,
 no optimizer update) and reports sequences/s, model FLOP/s, the fraction of this machine's matmul peak
-(a large matmul in the same dtype and with the same compiler, timed in turns with the model's steps all
-through the run; the best rate seen anywhere in the run is the peak, the best step time is the model's)
-and the speed-up over float32 without XLA of the same size.
+(a chain of 2048^3 matmuls in the same dtype and with the same compiler, with as many FLOPs as the model
+step and timed in turns with it, best of N for both, so both see the same load on a shared machine) and the
+speed-up over float32 without XLA of the same size.
 
 Model FLOPs are counted analytically from the matmuls (2 FLOPs per multiply-add; backward = 2 x forward):
 per sequence, forward = L*S*(8H^2 + 4HF + 4SH) + P*(2H^2 + 2HV) + 2H^2 + 4H
@@ -75,20 +75,17 @@ def random_features(config, batch, seq_length, predictions, seed=0):
 
 
 def best_seconds(functions, repeats, warmup=2):
-    """Best wall time of each (function, args, calls_per_turn), timed in turns so all see the same load.
-
-    `repeats` turns; in each turn every function is called `calls_per_turn` times.
-    """
-    for function, args, _ in functions:
+    """Best wall time of each (function, args) pair over `repeats` turns; in each turn every function runs
+    once, so all of them see the same machine load."""
+    for function, args in functions:
         for _ in range(warmup):
             _block(function(*args))
     best = [float("inf")] * len(functions)
     for _ in range(repeats):
-        for i, (function, args, calls_per_turn) in enumerate(functions):
-            for _ in range(calls_per_turn):
-                start = time.perf_counter()
-                _block(function(*args))
-                best[i] = min(best[i], time.perf_counter() - start)
+        for i, (function, args) in enumerate(functions):
+            start = time.perf_counter()
+            _block(function(*args))
+            best[i] = min(best[i], time.perf_counter() - start)
     return best
 
 
@@ -97,17 +94,23 @@ def _block(outputs):
         tensor.numpy()
 
 
-def peak_matmul(dtype, jit_compile, n):
-    """(function, args, FLOPs per call): an n x n by n x n matmul in `dtype`."""
+def peak_matmul(dtype, jit_compile, n, flops):
+    """(function, args, FLOPs per call): a chain of n x n matmuls in `dtype` doing about `flops` FLOPs.
+
+    Sized like one model step so that both are timed over equally long stretches of a shared machine.
+    """
+    count = max(1, round(flops / (2 * n**3)))
     rng = np.random.default_rng(0)
-    a = tf.constant(rng.normal(size=(n, n)) / np.sqrt(n), dtype)
-    b = tf.constant(rng.normal(size=(n, n)) / np.sqrt(n), dtype)
+    a = tf.constant(rng.normal(size=(n, n)), dtype)
+    b = tf.constant(np.linalg.qr(rng.normal(size=(n, n)))[0], dtype)  # orthogonal: the chain stays bounded
 
     @tf.function(jit_compile=jit_compile)
-    def matmul(a, b):
-        return tf.matmul(a, b)
+    def chain(a, b):
+        for _ in range(count):
+            a = tf.matmul(a, b)
+        return a
 
-    return matmul, (a, b), 2 * n**3
+    return chain, (a, b), count * 2 * n**3
 
 
 def training_step(config, policy, jit_compile, batch, seq_length, predictions):
@@ -134,7 +137,6 @@ def main():
         flush=True,
     )
     rows = []
-    best_peak = {}  # (policy, xla) -> best matmul FLOP/s seen anywhere in the run
     for size in args.sizes.split(","):
         config = bert.BertConfig.from_json_file(ROOT / "configs" / "bert" / f"{size}.json")
         batch = int(batch_sizes.get(size, 8))
@@ -143,22 +145,20 @@ def main():
         for policy in args.policies.split(","):
             for xla in (False, True):
                 step, step_args = training_step(config, policy, xla, batch, args.seq_length, args.predictions)
-                peak, peak_args, peak_flops = peak_matmul(DTYPES[policy], xla, args.peak_size)
-                seconds, peak_seconds = best_seconds([(step, step_args, 1), (peak, peak_args, 3)], repeats)
-                best_peak[policy, xla] = max(best_peak.get((policy, xla), 0.0), peak_flops / peak_seconds)
+                peak, peak_args, peak_flops = peak_matmul(DTYPES[policy], xla, args.peak_size, flops * batch)
+                seconds, peak_seconds = best_seconds([(step, step_args), (peak, peak_args)], repeats)
                 row = {"size": size, "policy": policy, "xla": xla, "batch": batch}
                 row["sequences_per_second"] = batch / seconds
                 row["model_flops_per_second"] = flops * row["sequences_per_second"]
+                row["peak_flops_per_second"] = peak_flops / peak_seconds
                 rows.append(row)
                 print(f"  {size} {policy} xla={xla}: {row['sequences_per_second']:.2f} seq/s", flush=True)
-    for row in rows:
-        row["peak_flops_per_second"] = best_peak[row["policy"], row["xla"]]
     print_table(rows)
     print(json.dumps({"seq_length": args.seq_length, "predictions": args.predictions, "rows": rows}))
 
 
 def print_table(rows):
-    """Markdown table; the peak of each (policy, XLA) is the best matmul rate measured in the whole run."""
+    """Markdown table of the rows; "vs f32 graph" is relative to the size's first row."""
     header = (
         f"| {'size':6} | {'policy':14} | {'XLA':3} | {'batch':5} | {'seq/s':>7} | {'model TFLOP/s':>13} "
         f"| {'peak TFLOP/s':>12} | {'of peak':>7} | {'vs f32 graph':>12} |"
