@@ -58,6 +58,20 @@ def fail(message):
     sys.exit(2)
 
 
+class _ProjectInfoOnly(python_logging.Filter):
+    """Keeps the INFO lines of this project (progress) and all warnings; drops the libraries' INFO chatter."""
+
+    def filter(self, record):
+        return record.levelno >= python_logging.WARNING or "site-packages" not in record.pathname
+
+
+def show_progress_only():
+    handler = logging.get_absl_handler()
+    handler.setFormatter(python_logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+    handler.addFilter(_ProjectInfoOnly())
+    python_logging.getLogger("tensorflow").setLevel(python_logging.WARNING)
+
+
 def main(argv):
     if len(argv) > 1:
         fail(f"unexpected arguments {' '.join(argv[1:])} (flags are --name=value)")
@@ -65,7 +79,7 @@ def main(argv):
         fail("--config is required (e.g. --config=demo.yaml)")
     if FLAGS.mode not in trainer.MODES:
         fail(f"--mode: expected one of {', '.join(trainer.MODES)}, got {FLAGS.mode!r}")
-    logging.get_absl_handler().setFormatter(python_logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+    show_progress_only()
     overrides = list(FLAGS.set)
     for flag, key in DEPLOYMENT_FLAGS.items():
         if FLAGS[flag].value is not None:

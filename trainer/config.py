@@ -113,6 +113,9 @@ class CreateDataConfig:
     short_seq_prob: float = key(0.1, "probability of a shorter than maximal sequence", in_unit_interval)
     whole_word_mask: bool = key(False, "mask whole words instead of WordPiece tokens")
     num_shards: int = key(4, "number of TFRecord shards written", at_least(1))
+    num_workers: int | None = key(
+        None, "processes building shards (null: one per CPU); does not change the data", at_least(1)
+    )
     seed: int = key(12345, "random seed of the data creation")
 
 
@@ -133,7 +136,11 @@ class DataConfig:
     )
     shuffle_buffer: int = key(10000, "examples in each worker's shuffle buffer", at_least(1))
     cycle_length: int = key(8, "TFRecord files read in parallel by each worker", at_least(1))
-    seed: int = key(12345, "seed of the file order and the shuffling")
+    dynamic_masking: bool = key(
+        False,
+        "mask each batch afresh with the data's masking settings (meta.json) instead of the stored masks",
+    )
+    seed: int = key(12345, "seed of the file order, the shuffling and dynamic masking")
     create: CreateDataConfig | None = key(
         None, "build the data into the directory of train_files when it matches no file (null: never)"
     )

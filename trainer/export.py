@@ -26,7 +26,7 @@ def find_vocab_file(vocab_file, train_files):
     meta = data.read_meta(first_pattern)
     if not meta or not meta.get("vocab_file"):
         return None
-    return os.path.join(data.meta.meta_directory(first_pattern), meta["vocab_file"])
+    return os.path.join(data.meta_directory(first_pattern), meta["vocab_file"])
 
 
 def export_model(model, model_dir, vocab_file=None):

@@ -5,7 +5,8 @@ from trainer.checkpoints import restore_model
 from trainer.errors import ConfigError, UserError
 from trainer.evaluate import evaluate
 from trainer.export import export_model, find_vocab_file
-from trainer.train import load_bert_config, train
+from trainer.model import load_bert_config
+from trainer.train import train
 
 MODES = ("train", "eval", "export")
 

@@ -107,7 +107,7 @@ class TrainStep:
                     {**batch_sums, "mlm_weight_sum": mlm_weight_sum, "nsp_count": nsp_count}
                 )
             batch_grads = tape.gradient(loss, variables)
-            grads = [total + tf.convert_to_tensor(g) for total, g in zip(grads, batch_grads, strict=True)]
+            grads = [total + dense(g, v) for total, g, v in zip(grads, batch_grads, variables, strict=True)]
             return index + 1, grads, bert.add_sums(sums, batch_sums)
 
         zero_grads = [tf.zeros(v.shape, v.dtype) for v in variables]
@@ -119,3 +119,13 @@ class TrainStep:
             parallel_iterations=1,  # one micro-batch in memory at a time
         )
         return grads, sums
+
+
+def dense(gradient, variable):
+    """`gradient` as a dense tensor with the variable's static shape.
+
+    Embedding lookups give tf.IndexedSlices whose dense form has an unknown first dimension; summed in the
+    accumulation loop, such tensors make Grappler's arithmetic optimizer use a temporary variable that
+    collides between loop iterations (AlreadyExistsError). With the static shape it emits a plain AddN.
+    """
+    return tf.ensure_shape(tf.convert_to_tensor(gradient), variable.shape)

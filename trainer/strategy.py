@@ -50,22 +50,17 @@ def resolve_strategy_name(name, tpu=None):
 
 
 def make_strategy(name="auto", tpu=None, num_gpus=None):
-    """Creates the strategy `name` (see the module docstring). Call it before any other TensorFlow work."""
+    """Creates the strategy `name` (see the module docstring). Call it before any other TensorFlow work:
+    multi_worker and tpu must configure the runtime before it starts (even listing devices starts it)."""
     name = resolve_strategy_name(name, tpu)
-    gpus = [device.name for device in tf.config.list_logical_devices("GPU")]
     if num_gpus is not None and name not in ("mirrored", "one_device"):
         raise UserError(f"runtime.num_gpus is for strategies mirrored and one_device, not {name}")
-    if num_gpus is not None and num_gpus > len(gpus):
-        raise UserError(f"runtime.num_gpus is {num_gpus} but this host has {len(gpus)} GPU(s)")
-    if name == "one_device":
-        strategy = tf.distribute.OneDeviceStrategy(gpus[0] if gpus and num_gpus != 0 else "/cpu:0")
-    elif name == "mirrored":
-        devices = gpus if num_gpus is None else gpus[:num_gpus]
-        strategy = tf.distribute.MirroredStrategy(devices or ["/cpu:0"])
-    elif name == "multi_worker":
+    if name == "multi_worker":
         strategy = _multi_worker_strategy()
     elif name == "tpu":
         strategy = _tpu_strategy(tpu)
+    elif name in ("one_device", "mirrored"):
+        strategy = _local_strategy(name, num_gpus)
     else:
         raise UserError(f"runtime.strategy: unknown strategy {name!r}")
     logging.info(
@@ -75,6 +70,16 @@ def make_strategy(name="auto", tpu=None, num_gpus=None):
         ", ".join(strategy.extended.worker_devices),
     )
     return strategy
+
+
+def _local_strategy(name, num_gpus):
+    gpus = [device.name for device in tf.config.list_logical_devices("GPU")]
+    if num_gpus is not None and num_gpus > len(gpus):
+        raise UserError(f"runtime.num_gpus is {num_gpus} but this host has {len(gpus)} GPU(s)")
+    if name == "one_device":
+        return tf.distribute.OneDeviceStrategy(gpus[0] if gpus and num_gpus != 0 else "/cpu:0")
+    devices = gpus if num_gpus is None else gpus[:num_gpus]
+    return tf.distribute.MirroredStrategy(devices or ["/cpu:0"])
 
 
 def _multi_worker_strategy():

@@ -18,15 +18,17 @@ import data
 import lamb
 from trainer import config as config_lib
 from trainer.checkpoints import Checkpoints, load_init_checkpoint
-from trainer.errors import ConfigError, UserError
+from trainer.create_data import ensure_training_data
+from trainer.errors import ConfigError
+from trainer.evaluate import evaluate
 from trainer.export import export_model, find_vocab_file
 from trainer.inputs import DistributedInput
-from trainer.plan import plan_batches, plan_schedule
+from trainer.model import load_bert_config, model_dtype_policy
+from trainer.plan import BatchPlan, SchedulePlan, plan_batches, plan_schedule
 from trainer.step import TrainStep
 from trainer.strategy import is_chief, make_strategy
 from trainer.summaries import IntervalMetrics, Summaries, progress_line
 
-BERT_SIZES_DIR = config_lib.CONFIG_DIR / "bert"
 SUMMARY_DIR_NAME = "train"
 
 
@@ -36,24 +38,7 @@ class TrainResult:
     metrics: dict  # of the last logging interval ({} if this run did no step)
     checkpoint: str | None  # the last checkpoint in model_dir
     export_dir: str | None
-
-
-def load_bert_config(model_config):
-    """The BertConfig of `model.bert_config` (a size name or a path), with `model.vocab_size` applied."""
-    name = model_config.bert_config
-    path = BERT_SIZES_DIR / f"{name}.json" if os.sep not in name and not name.endswith(".json") else name
-    if not os.path.isfile(path):
-        sizes = ", ".join(sorted(p.stem for p in BERT_SIZES_DIR.glob("*.json")))
-        raise ConfigError(
-            f"model.bert_config: no file {path} (a size name is one of {sizes}, or give a path)"
-        )
-    try:
-        bert_config = bert.BertConfig.from_json_file(str(path))
-        if model_config.vocab_size is not None:
-            bert_config = dataclasses.replace(bert_config, vocab_size=model_config.vocab_size)
-    except ValueError as e:
-        raise ConfigError(f"model.bert_config: {e}") from None
-    return bert_config
+    eval_metrics: dict | None = None  # held-out metrics at the end, when data.eval_files is set
 
 
 def make_optimizer(optimizer_config, schedule):
@@ -70,19 +55,12 @@ def make_optimizer(optimizer_config, schedule):
     )
 
 
-def model_dtype_policy(mixed_precision):
-    if mixed_precision == "mixed_float16":
-        raise UserError(
-            "runtime.mixed_precision: mixed_float16 needs dynamic loss scaling, which this version does not "
-            "have yet; use mixed_bfloat16 or float32"
-        )
-    return mixed_precision
-
-
 def make_dataset_fn(config, vocab_size):
     """dataset_fn(input_context, batch_size) for DistributedInput: the training TFRecords of data/."""
     data_config = config.data
     patterns = [pattern.strip() for pattern in data_config.train_files.split(",") if pattern.strip()]
+
+    masking = data.masking_config_from_meta(patterns[0]) if data_config.dynamic_masking else None
 
     def dataset_fn(input_context, batch_size):
         return data.pretraining_dataset(
@@ -96,6 +74,7 @@ def make_dataset_fn(config, vocab_size):
             vocab_size=vocab_size,
             shuffle_buffer=data_config.shuffle_buffer,
             cycle_length=data_config.cycle_length,
+            dynamic_masking=masking,
         )
 
     return dataset_fn
@@ -159,35 +138,88 @@ def write_config(config, model_dir):
         f.write(text)
 
 
+@dataclasses.dataclass
+class Training:
+    """Everything a run builds before its first step."""
+
+    config: config_lib.Config
+    strategy: tf.distribute.Strategy
+    chief: bool
+    batches: BatchPlan
+    schedule: SchedulePlan
+    model: bert.BertPretrainingModel
+    optimizer: lamb.LAMB
+    learning_rate: lamb.WarmupPolynomialDecay
+    step: tf.Variable  # optimizer steps done; checkpointed with the model and the optimizer
+
+
 def train(config, strategy=None, dataset_fn=None):
     """Trains (or resumes training) as `config` says; returns a TrainResult.
 
     `strategy` defaults to the one runtime.strategy names; `dataset_fn(input_context, batch_size)` to the
     training TFRecords of data.train_files.
     """
-    model_dir = config.runtime.model_dir
-    if not model_dir:
+    if not config.runtime.model_dir:
         raise ConfigError("runtime.model_dir: missing (give --model_dir or set runtime.model_dir)")
     if strategy is None:
         strategy = make_strategy(config.runtime.strategy, config.runtime.tpu, config.runtime.num_gpus)
+    training = build_training(config, strategy)
+    inputs = DistributedInput(
+        strategy,
+        dataset_fn or make_dataset_fn(config, training.model.config.vocab_size),
+        training.batches.replica_batch_size,
+    )
+    checkpoints = Checkpoints(
+        config.runtime.model_dir,
+        strategy,
+        model=training.model,
+        optimizer=training.optimizer,
+        step=training.step,
+        input_checkpoint=inputs.checkpoint,
+        keep=config.train.keep_checkpoints,
+    )
+    if checkpoints.restore_latest() is None and config.model.init_checkpoint:
+        load_init_checkpoint(training.model, config.model.init_checkpoint)
+
+    train_step = TrainStep(
+        training.model,
+        training.optimizer,
+        global_batch_size=training.batches.global_batch_size,
+        accumulation_steps=training.batches.accumulation_steps,
+        clip_global_norm=config.optimizer.clip_global_norm,
+        jit_compile=config.runtime.jit_compile,
+    )
+    host_loop = make_host_loop(strategy, train_step, inputs, training.step)
+    result = run_loop(training, host_loop, checkpoints)
+    if training.chief:
+        finish(training, result)
+    return result
+
+
+def build_training(config, strategy):
+    """Logs and writes the config, plans batches and schedule, makes the data if asked, builds the model,
+    LAMB (built) and the step counter in the strategy's scope."""
     chief = is_chief(strategy)
+    model_dir = config.runtime.model_dir
     tf.io.gfile.makedirs(model_dir)
     logging.info("config:\n  %s", "\n  ".join(config_lib.format_config(config)))
     if chief:
         write_config(config, model_dir)
 
-    bert_config = load_bert_config(config.model)
+    num_workers = strategy.num_replicas_in_sync // len(strategy.extended.worker_devices)
     batches = plan_batches(
         config.train.global_batch_size,
         config.train.micro_batch_size,
         strategy.num_replicas_in_sync,
-        num_workers=max(1, strategy.num_replicas_in_sync // len(strategy.extended.worker_devices)),
+        num_workers,
     )
     schedule = plan_schedule(config.schedule, config.train)
     logging.info("batches: %s", batches.describe())
     for line in schedule.describe():
         logging.info("%s", line)
     policy = model_dtype_policy(config.runtime.mixed_precision)
+    bert_config = load_bert_config(config.model)
+    ensure_training_data(config, single_worker=num_workers == 1)
 
     keras.utils.set_random_seed(config.train.seed)
     with strategy.scope():
@@ -203,86 +235,53 @@ def train(config, strategy=None, dataset_fn=None):
             aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
         )
     log_variable_groups(model, optimizer)
-
-    inputs = DistributedInput(
-        strategy, dataset_fn or make_dataset_fn(config, bert_config.vocab_size), batches.replica_batch_size
-    )
-    checkpoints = Checkpoints(
-        model_dir,
-        strategy,
-        model=model,
-        optimizer=optimizer,
-        step=step,
-        input_checkpoint=inputs.checkpoint,
-        keep=config.train.keep_checkpoints,
-    )
-    if checkpoints.restore_latest() is None and config.model.init_checkpoint:
-        load_init_checkpoint(model, config.model.init_checkpoint)
-
-    train_step = TrainStep(
-        model,
-        optimizer,
-        global_batch_size=batches.global_batch_size,
-        accumulation_steps=batches.accumulation_steps,
-        clip_global_norm=config.optimizer.clip_global_norm,
-        jit_compile=config.runtime.jit_compile,
-    )
-    host_loop = make_host_loop(strategy, train_step, inputs, step)
-    summaries = Summaries(os.path.join(model_dir, SUMMARY_DIR_NAME), enabled=chief)
-    result = run_loop(
-        config.train,
-        schedule.train_steps,
-        batches,
-        host_loop,
-        step,
-        learning_rate,
-        checkpoints,
-        summaries,
-        trust_ratios=lambda: adapted_trust_ratios(optimizer, model),
-    )
-
-    if chief:
-        vocab_file = find_vocab_file(config.data.vocab_file, config.data.train_files)
-        result.export_dir = export_model(model, model_dir, vocab_file)
-    return result
+    return Training(config, strategy, chief, batches, schedule, model, optimizer, learning_rate, step)
 
 
-def run_loop(
-    train_config,
-    train_steps,
-    batches,
-    host_loop,
-    step,
-    learning_rate,
-    checkpoints,
-    summaries,
-    *,
-    trust_ratios,
-):
-    """Calls the host loop until train_steps, with logs, summaries and checkpoints at their intervals."""
-    current = int(step.numpy())
+def run_loop(training, host_loop, checkpoints):
+    """Calls the host loop until the last step, with logs, summaries and checkpoints at their intervals."""
+    train_config, global_batch = training.config.train, training.batches.global_batch_size
+    train_steps = training.schedule.train_steps
+    summaries = Summaries(os.path.join(training.config.runtime.model_dir, SUMMARY_DIR_NAME), training.chief)
+    current = int(training.step.numpy())
     logging.info("training from step %d to step %d", current, train_steps)
-    interval, summary_interval = IntervalMetrics(), IntervalMetrics()
-    metrics = {}
-    last_checkpoint = checkpoints.latest()
+    log_interval, summary_interval = IntervalMetrics(), IntervalMetrics()
+    metrics, last_checkpoint = {}, checkpoints.latest()
     while current < train_steps:
         num_steps = min(train_config.steps_per_loop, train_steps - current)
         sums, gradient_norm_sum = host_loop(tf.constant(num_steps))
-        current = int(step.numpy())
-        interval.add(sums, gradient_norm_sum, num_steps)
+        current = int(training.step.numpy())
+        log_interval.add(sums, gradient_norm_sum, num_steps)
         summary_interval.add(sums, gradient_norm_sum, num_steps)
-        rate = float(learning_rate(current - 1))  # the rate of the last update (step numbers start at 0)
+        rate = float(training.learning_rate(current - 1))  # the rate of the last update (steps count from 0)
         finished = current >= train_steps
         if current % train_config.log_every_steps == 0 or finished:
-            metrics = interval.result(batches.global_batch_size)
+            metrics = log_interval.result(global_batch)
             logging.info("%s", progress_line(current, train_steps, metrics, rate))
-            interval.reset()
+            log_interval.reset()
         if current % train_config.summary_every_steps == 0 or finished:
-            summary_metrics = summary_interval.result(batches.global_batch_size)
-            summaries.scalars(current, {**summary_metrics, "learning_rate": rate})
-            summaries.trust_ratios(current, trust_ratios())
+            summaries.scalars(current, {**summary_interval.result(global_batch), "learning_rate": rate})
+            summaries.trust_ratios(current, adapted_trust_ratios(training.optimizer, training.model))
             summaries.flush()
             summary_interval.reset()
         if current % train_config.checkpoint_every_steps == 0 or finished:
             last_checkpoint = checkpoints.save() or last_checkpoint
     return TrainResult(step=current, metrics=metrics, checkpoint=last_checkpoint, export_dir=None)
+
+
+def finish(training, result):
+    """The chief's last work: the export, and the held-out evaluation when data.eval_files is set."""
+    config = training.config
+    vocab_file = find_vocab_file(config.data.vocab_file, config.data.train_files)
+    result.export_dir = export_model(training.model, config.runtime.model_dir, vocab_file)
+    if config.data.eval_files:
+        result.eval_metrics = evaluate(config)
+    model_dir = config.runtime.model_dir
+    logging.info(
+        "done at step %d: checkpoints in %s, TensorBoard logs in %s (tensorboard --logdir %s), export in %s",
+        result.step,
+        model_dir,
+        os.path.join(model_dir, SUMMARY_DIR_NAME),
+        model_dir,
+        result.export_dir,
+    )

@@ -10,7 +10,7 @@ import yaml
 
 from trainer import config as config_lib
 from trainer.config import ConfigError, load_config
-from trainer.train import load_bert_config
+from trainer.model import load_bert_config
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 SHIPPED_CONFIGS = sorted(path.name for path in (ROOT / "configs").glob("*.yaml"))
@@ -52,8 +52,8 @@ def load_error(tmp_path, text, overrides=()):
     return message
 
 
-def test_the_shipped_configs_include_the_two_phases():
-    assert {"phase1.yaml", "phase2.yaml"} <= set(SHIPPED_CONFIGS)
+def test_the_shipped_configs_are_the_two_phases_and_the_demo():
+    assert SHIPPED_CONFIGS == ["demo.yaml", "phase1.yaml", "phase2.yaml"]
 
 
 @pytest.mark.parametrize("name", SHIPPED_CONFIGS)

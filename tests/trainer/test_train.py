@@ -13,7 +13,7 @@ import bert
 import trainer
 from trainer.checkpoints import load_init_checkpoint, restore_model
 from trainer.errors import UserError
-from trainer.train import load_bert_config
+from trainer.model import load_bert_config
 
 
 def one_device():
