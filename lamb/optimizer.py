@@ -176,8 +176,8 @@ class LAMB(keras.optimizers.Optimizer):
         return 1.0 / (1.0 - tf.pow(b1, t)), 1.0 / (1.0 - tf.pow(b2, t))
 
     def _trust_ratio(self, w, u, on_cpu):
-        w_norm = tf.sqrt(_sum_of_squares(w, on_cpu))
-        u_norm = tf.sqrt(_sum_of_squares(u, on_cpu))
+        w_squared_norm, u_squared_norm = _squared_norms(w, u, on_cpu)
+        w_norm, u_norm = tf.sqrt(w_squared_norm), tf.sqrt(u_squared_norm)
         ratio = tf.where((w_norm > 0.0) & (u_norm > 0.0), w_norm / u_norm, 1.0)
         if self.trust_ratio_bounds is not None:
             low, high = self.trust_ratio_bounds
@@ -221,17 +221,23 @@ class LAMB(keras.optimizers.Optimizer):
 # ---------------------------------------------------------------------- helpers
 
 
-def _sum_of_squares(x, on_cpu):
-    """Σ x², the elementwise producer of x fused into the sum (x is read once, never stored).
+def _squared_norms(w, u, on_cpu):
+    """(‖w‖², ‖u‖²) in one pass that reads w once, with u computed on the fly (never stored).
 
     XLA on CPU fuses elementwise producers into a matrix-vector product but not into a large reduction
-    (which it rewrites into an unfused reduce-window), so there the rows are summed as x² · 1. GPUs and
-    TPUs fuse reductions well, and would run the product at reduced (TF32 / bfloat16) precision.
+    (which it rewrites into an unfused reduce-window), so there the squares are summed per row as x² · 1,
+    with the rows of w and u interleaved: the row of w read for ‖w‖ is still in cache when the same row
+    of u needs it. GPUs and TPUs fuse reductions well, and would run the product at reduced (TF32 /
+    bfloat16) precision, so they sum directly.
     """
     if not on_cpu:
-        return tf.reduce_sum(tf.square(x))
-    rows = tf.reshape(x, [-1, x.shape[-1]] if x.shape.rank else [1, 1])  # [R, C]
-    return tf.reduce_sum(tf.linalg.matvec(tf.square(rows), tf.ones([rows.shape[-1]])))  # [R] -> []
+        return tf.reduce_sum(tf.square(w)), tf.reduce_sum(tf.square(u))
+    columns = w.shape[-1] if w.shape.rank else 1
+    pairs = tf.stack([tf.reshape(w, [-1, columns]), tf.reshape(u, [-1, columns])], axis=1)  # [R, 2, C]
+    rows = tf.reshape(pairs, [-1, columns])  # [2R, C]: w row 0, u row 0, w row 1, u row 1, ...
+    row_sums = tf.linalg.matvec(tf.square(rows), tf.ones([columns]))  # [2R]
+    sums = tf.reduce_sum(tf.reshape(row_sums, [-1, 2]), axis=0)  # [2]: ‖w‖², ‖u‖²
+    return sums[0], sums[1]
 
 
 def _is_on_cpu(variable):

@@ -427,10 +427,13 @@ def test_invalid_arguments_name_the_argument(kwargs, message):
 
 @pytest.mark.parametrize("on_cpu", [True, False])
 @pytest.mark.parametrize("shape", [(), (5,), (3, 4), (2, 3, 4)])
-def test_sum_of_squares_of_both_device_paths(shape, on_cpu):
-    # The CPU path (x² · 1 per row) and the accelerator path (a reduction) run here on the CPU alike.
-    from lamb.optimizer import _sum_of_squares
+def test_squared_norms_of_both_device_paths(shape, on_cpu):
+    # The CPU path (interleaved rows of w and u, x² · 1) and the accelerator path (reductions) run here alike.
+    from lamb.optimizer import _squared_norms
 
-    x = np.random.default_rng(10).normal(size=shape)
-    compiled = tf.function(lambda t: _sum_of_squares(t, on_cpu), jit_compile=True)
-    assert float(compiled(tf.constant(x, tf.float32))) == pytest.approx(np.sum(x * x), rel=1e-6)
+    rng = np.random.default_rng(10)
+    w, u = rng.normal(size=shape), rng.normal(size=shape)
+    compiled = tf.function(lambda a, b: _squared_norms(a, b, on_cpu), jit_compile=True)
+    w_squared_norm, u_squared_norm = compiled(tf.constant(w, tf.float32), tf.constant(u, tf.float32))
+    assert float(w_squared_norm) == pytest.approx(np.sum(w * w), rel=1e-6)
+    assert float(u_squared_norm) == pytest.approx(np.sum(u * u), rel=1e-6)
