@@ -6,6 +6,7 @@ model_dir/export/vocab.txt                                     the vocabulary of
 """
 
 import os
+import tempfile
 
 import tensorflow as tf
 from absl import logging
@@ -30,13 +31,30 @@ def find_vocab_file(vocab_file, train_files):
 
 
 def export_model(model, model_dir, vocab_file=None):
-    """Writes the Google-format checkpoint, bert_config.json and vocab.txt; returns the export directory."""
+    """Writes the Google-format checkpoint, bert_config.json and vocab.txt; returns the export directory.
+
+    bert.save_google_checkpoint writes local files; for a model_dir on another filesystem (gs://) the export
+    is written to a local temporary directory and copied over, the checkpoint index last (a checkpoint
+    without its index is not a checkpoint, so an interrupted copy never looks complete).
+    """
     export_dir = os.path.join(model_dir, EXPORT_DIR_NAME)
-    tf.io.gfile.makedirs(export_dir)
+    if "://" in export_dir:
+        with tempfile.TemporaryDirectory() as local_dir:
+            _write_export(model, local_dir, vocab_file)
+            tf.io.gfile.makedirs(export_dir)
+            names = sorted(os.listdir(local_dir), key=lambda name: name.endswith(".index"))
+            for name in names:
+                tf.io.gfile.copy(os.path.join(local_dir, name), f"{export_dir}/{name}", overwrite=True)
+    else:
+        _write_export(model, export_dir, vocab_file)
+    logging.info("exported the model to %s (Google BERT checkpoint, bert_config.json, vocab.txt)", export_dir)
+    return export_dir
+
+
+def _write_export(model, export_dir, vocab_file):
+    os.makedirs(export_dir, exist_ok=True)
     if vocab_file:
         tf.io.gfile.copy(vocab_file, os.path.join(export_dir, VOCAB_FILE_NAME), overwrite=True)
     else:
         logging.warning("no vocabulary file known (set data.vocab_file): the export has no vocab.txt")
     bert.save_google_checkpoint(model, os.path.join(export_dir, CHECKPOINT_PREFIX))
-    logging.info("exported the model to %s (Google BERT checkpoint, bert_config.json, vocab.txt)", export_dir)
-    return export_dir

@@ -164,11 +164,16 @@ def train(config, strategy=None, dataset_fn=None):
     if strategy is None:
         strategy = make_strategy(config.runtime.strategy, config.runtime.tpu, config.runtime.num_gpus)
     training = build_training(config, strategy)
-    inputs = DistributedInput(
-        strategy,
-        dataset_fn or make_dataset_fn(config, training.model.config.vocab_size),
-        training.batches.replica_batch_size,
-    )
+    try:
+        inputs = DistributedInput(
+            strategy,
+            dataset_fn or make_dataset_fn(config, training.model.config.vocab_size),
+            training.batches.replica_batch_size,
+        )
+    except data.DataConfigError as e:
+        raise data.DataConfigError(f"data.train_files: {e}") from None
+    if training.chief:  # written once the data has passed its checks
+        write_config(config, config.runtime.model_dir)
     checkpoints = Checkpoints(
         config.runtime.model_dir,
         strategy,
@@ -203,8 +208,6 @@ def build_training(config, strategy):
     model_dir = config.runtime.model_dir
     tf.io.gfile.makedirs(model_dir)
     logging.info("config:\n  %s", "\n  ".join(config_lib.format_config(config)))
-    if chief:
-        write_config(config, model_dir)
 
     num_workers = strategy.num_replicas_in_sync // len(strategy.extended.worker_devices)
     batches = plan_batches(

@@ -265,13 +265,30 @@ def run_cli(*args, cwd=ROOT):
     )
 
 
-def test_the_command_line_reports_a_config_error_as_one_line_and_exit_code_2(tmp_path):
-    result = run_cli("--config=phase1.yaml", "--set=optimizer.weight_dacay=0.1", f"--model_dir={tmp_path}")
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (
+            ["--config=phase1.yaml", "--set=optimizer.weight_dacay=0.1"],
+            "run_pretraining.py: error: --set: optimizer.weight_dacay: unknown key; "
+            "did you mean weight_decay? (expected one of: beta_1, beta_2, epsilon, weight_decay, "
+            "exclude_from_weight_decay, exclude_from_layer_adaptation, bias_correction, trust_ratio_bounds, "
+            "clip_global_norm)",
+        ),
+        (
+            [
+                "--config=phase1.yaml",
+                "--set=model.bert_config=tiny",
+                "--set=data.train_files=/nowhere/*.tfrecord",
+            ],
+            "run_pretraining.py: error: data.train_files: no TFRecord file matches /nowhere/*.tfrecord",
+        ),
+    ],
+    ids=["config", "data"],
+)
+def test_the_command_line_reports_bad_input_as_one_line_and_exit_code_2(tmp_path, flags, message):
+    result = run_cli(*flags, f"--model_dir={tmp_path / 'run'}")
     assert result.returncode == 2
-    assert result.stderr.strip().splitlines()[-1] == (
-        "run_pretraining.py: error: --set: optimizer.weight_dacay: unknown key; did you mean weight_decay? "
-        "(expected one of: beta_1, beta_2, epsilon, weight_decay, exclude_from_weight_decay, "
-        "exclude_from_layer_adaptation, bias_correction, trust_ratio_bounds, clip_global_norm)"
-    )
+    assert result.stderr.strip().splitlines()[-1] == message
     assert "Traceback" not in result.stderr
-    assert list(tmp_path.iterdir()) == []  # nothing written
+    assert not (tmp_path / "run").exists() or list((tmp_path / "run").iterdir()) == []  # nothing written

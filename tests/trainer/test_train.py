@@ -156,3 +156,22 @@ def test_a_run_with_init_checkpoint_starts_a_fresh_optimizer_from_the_loaded_wei
     first_losses = event_values(os.path.join(config.runtime.model_dir, "train"))["loss"]
     # Starting from the trained weights, the first logged loss is the trained model's, not a fresh one's.
     assert second.metrics["loss"] < first_losses[0][1] - 0.1
+
+
+def test_an_export_to_another_filesystem_is_copied_complete(tmp_path):
+    model = bert.BertPretrainingModel(
+        bert.BertConfig(vocab_size=10, hidden_size=8, num_hidden_layers=1, num_attention_heads=2)
+    )
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("\n".join(f"t{i}" for i in range(10)) + "\n")
+    export_dir = trainer.export_model(model, "ram://exported_model", str(vocab))
+    assert export_dir == "ram://exported_model/export"
+    local = tmp_path / "copy"
+    local.mkdir()
+    for name in tf.io.gfile.listdir(export_dir):
+        tf.io.gfile.copy(f"{export_dir}/{name}", str(local / name))
+    loaded = bert.BertPretrainingModel(bert.BertConfig.from_json_file(str(local / "bert_config.json")))
+    bert.load_google_checkpoint(loaded, str(local / "bert_model.ckpt"))
+    for a, b in zip(model.weights, loaded.weights, strict=True):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert (local / "vocab.txt").read_text() == vocab.read_text()
