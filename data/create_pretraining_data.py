@@ -16,6 +16,7 @@ holding shards or a meta.json is refused unless overwrite=True, which first dele
 """
 
 import argparse
+import collections
 import concurrent.futures
 import dataclasses
 import glob
@@ -27,16 +28,20 @@ import sys
 import time
 
 import numpy as np
+import tensorflow as tf
 
 from data.corpus import count_text_bytes, open_corpus
+from data.instances import assemble_instances, create_instance_spans
+from data.masking import MaskingConfig, mask_tokens
 from data.meta import META_FILENAME, META_FORMAT, META_FORMAT_VERSION, write_meta
-from data.records import shard_file_name
+from data.records import AtomicRecordWriter, serialize_examples, shard_file_name
+from data.tokenization import WordPieceTokenizer
 from data.vocab import SPECIAL_TOKENS, file_sha256, learn_vocab, load_vocab, write_vocab
 
 TOOL_VERSION = "data.create_pretraining_data 1.0"
 VOCAB_FILENAME = "vocab.txt"
 MASKING_BATCH_SIZE = 1024  # instances masked per stateless seed; part of what makes the output reproducible
-_READ_SHARE = 0.3  # share of a shard's work counted for reading + tokenizing, in the progress bar's ETA
+_READ_SHARE = 0.1  # share of a shard's time spent reading + tokenizing (measured), for the progress bar's ETA
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +92,7 @@ class ShardStats:
     num_tokens: int
     num_masked_lm_predictions: int
     num_text_bytes: int
+    process_id: int  # of the process that built it (not part of meta.json)
 
 
 # ------------------------------------------------------------------------------------------ one shard
@@ -97,12 +103,6 @@ class _ShardBuilder:
     the tokenizer and the traced mask-and-serialize function)."""
 
     def __init__(self, vocab_path, settings):
-        import tensorflow as tf
-
-        from data.masking import MaskingConfig, mask_tokens
-        from data.records import serialize_examples
-        from data.tokenization import WordPieceTokenizer
-
         self.vocab = load_vocab(vocab_path)
         self.settings = settings
         self.tokenizer = WordPieceTokenizer(self.vocab, settings.do_lower_case)
@@ -121,7 +121,8 @@ class _ShardBuilder:
                 tf.TensorSpec([None], tf.int32),  # lengths
                 tf.TensorSpec([None], tf.int32),  # next_sentence_labels
                 tf.TensorSpec([2], tf.int64),  # masking seed
-            ]
+            ],
+            autograph=False,
         )
         def mask_and_serialize(input_ids, segment_ids, lengths, next_sentence_labels, seed):
             features = mask_tokens(input_ids, config, seed)
@@ -133,9 +134,6 @@ class _ShardBuilder:
         self.mask_and_serialize = mask_and_serialize
 
     def build(self, task, report):
-        from data.instances import assemble_instances, create_instance_spans
-        from data.records import AtomicRecordWriter
-
         settings, vocab = task.settings, self.vocab
         counts = {"documents": 0, "bytes": 0}
 
@@ -187,6 +185,7 @@ class _ShardBuilder:
             num_tokens=num_tokens,
             num_masked_lm_predictions=int(round(num_predictions)),
             num_text_bytes=counts["bytes"],
+            process_id=os.getpid(),
         )
 
 
@@ -201,12 +200,16 @@ _progress_queue = None  # in worker processes: where progress events go
 
 def build_shard(task, report=None):
     """Builds one shard file (atomically) and returns its ShardStats."""
-    key = (task.vocab_path, task.settings)
-    if key not in _builders:
-        _builders[key] = _ShardBuilder(task.vocab_path, task.settings)
     if report is None:
         report = _report_to_queue if _progress_queue is not None else (lambda *event: None)
-    return _builders[key].build(task, report)
+    return _builder(task.vocab_path, task.settings).build(task, report)
+
+
+def _builder(vocab_path, settings):
+    key = (vocab_path, settings)
+    if key not in _builders:
+        _builders[key] = _ShardBuilder(vocab_path, settings)
+    return _builders[key]
 
 
 def _report_to_queue(*event):
@@ -214,9 +217,18 @@ def _report_to_queue(*event):
 
 
 def _init_worker(queue):
+    """Runs first in each helper process (importing this module imports TensorFlow)."""
     global _progress_queue
     _progress_queue = queue
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # One thread per helper: the parallelism comes from the processes, one per CPU by default.
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+
+
+def _warm_up(vocab_path, settings):
+    """Builds a helper's tokenizer and traced functions before it is handed a shard."""
+    _builder(vocab_path, settings)
+    return os.getpid()
 
 
 # ------------------------------------------------------------------------------------------ progress
@@ -279,34 +291,69 @@ def _format_seconds(seconds):
 # ------------------------------------------------------------------------------------------ the run
 
 
-def _run_in_process(tasks, progress):
-    return [build_shard(task, progress.update) for task in tasks]
+class _Workers:
+    """This process plus `num_workers - 1` spawned helper processes, handed shards as they become free.
 
+    The helpers start (and import TensorFlow) as soon as this object exists, while this process reads the
+    corpus and the vocabulary. This process builds shards too, and a helper gets a shard only once it has
+    started, so a small corpus never waits for a helper's start-up.
+    """
 
-def _run_in_workers(tasks, num_workers, progress):
-    """Builds the shards in `num_workers` spawned processes; the first failure stops them all."""
-    context = multiprocessing.get_context("spawn")  # TensorFlow is not fork-safe
-    queue = context.Queue()
-    stats = [None] * len(tasks)
-    pool = concurrent.futures.ProcessPoolExecutor(
-        num_workers, mp_context=context, initializer=_init_worker, initargs=(queue,)
-    )
-    try:
-        futures = {pool.submit(build_shard, task): i for i, task in enumerate(tasks)}
-        pending = set(futures)
-        while pending:
-            finished, pending = concurrent.futures.wait(pending, timeout=0.2)
-            _drain(queue, progress)
-            for future in finished:
-                stats[futures[future]] = future.result()  # re-raises a worker's exception here
-        _drain(queue, progress)
-    except BaseException:
-        for process in list(getattr(pool, "_processes", {}).values()):
-            process.terminate()  # do not wait for the other shards
-        pool.shutdown(wait=True, cancel_futures=True)
-        raise
-    pool.shutdown(wait=True)
-    return stats
+    def __init__(self, num_workers):
+        self.num_helpers = num_workers - 1
+        self.pool = self.queue = None
+        self.ready = []  # futures that complete when a helper is ready to build shards
+        if self.num_helpers:
+            context = multiprocessing.get_context("spawn")  # TensorFlow is not fork-safe
+            self.queue = context.Queue()
+            self.pool = concurrent.futures.ProcessPoolExecutor(
+                self.num_helpers, mp_context=context, initializer=_init_worker, initargs=(self.queue,)
+            )
+            self.pool.submit(os.getpid)  # launches the processes now: they import TensorFlow meanwhile
+
+    def run(self, tasks, progress):
+        """Builds every task's shard; returns their ShardStats in task order. A failure anywhere raises."""
+        stats = [None] * len(tasks)
+        remaining = collections.deque(range(len(tasks)))
+        running = {}  # future -> task index
+        if self.pool is not None and tasks:
+            self.warm_up(tasks[0].vocab_path, tasks[0].settings)
+
+        def hand_out():  # collect finished shards, keep every helper busy, show their progress
+            for future in [f for f in running if f.done()]:
+                stats[running.pop(future)] = future.result()  # re-raises a helper's exception
+            while remaining and len(running) < sum(future.done() for future in self.ready):
+                i = remaining.popleft()
+                running[self.pool.submit(build_shard, tasks[i])] = i
+            if self.queue is not None:
+                _drain(self.queue, progress)
+
+        def report(*event):
+            progress.update(*event)
+            hand_out()
+
+        hand_out()
+        while remaining:
+            i = remaining.popleft()
+            stats[i] = build_shard(tasks[i], report)
+        while running:
+            concurrent.futures.wait(running, timeout=0.2, return_when=concurrent.futures.FIRST_COMPLETED)
+            hand_out()
+        return stats
+
+    def warm_up(self, vocab_path, settings):
+        """Has each helper build its tokenizer and traced functions; `run` hands shards to ready ones."""
+        if not self.ready:
+            self.ready = [self.pool.submit(_warm_up, vocab_path, settings) for _ in range(self.num_helpers)]
+
+    def close(self):
+        """Stops the helpers: after `run` they are idle (perhaps still starting), after a failure they may
+        be building shards that are no longer wanted; either way nothing is waited for."""
+        if self.pool is None:
+            return
+        for process in list(getattr(self.pool, "_processes", {}).values()):
+            process.terminate()
+        self.pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _drain(queue, progress):
@@ -422,42 +469,44 @@ def create_pretraining_data(
         raise ValueError(f"--vocab_file {vocab_file}: no such file")
 
     _prepare_output_dir(output_dir, overwrite)
-    if isinstance(input, str):
-        source = open_corpus(
-            input,
-            text_feature=text_feature,
-            tfds_split=tfds_split,
-            tfds_data_dir=tfds_data_dir,
-            tfds_download=tfds_download,
-        )
-    else:
-        source = input
-    log.info("corpus: %s", source.description)
-    log.info(
-        "settings: %s, num_shards=%d, num_workers=%d", dataclasses.asdict(settings), num_shards, num_workers
-    )
-    vocab_path, vocab_origin = _install_vocab(
-        output_dir,
-        vocab_file=vocab_file,
-        vocab_size=vocab_size,
-        reserved_tokens=reserved_tokens,
-        source=source,
-        do_lower_case=do_lower_case,
-    )
-    vocab = load_vocab(vocab_path)
-    tasks = []
-    for i, part in enumerate(source.partition(num_shards)):
-        path = os.path.join(output_dir, shard_file_name(shard_prefix, i, num_shards))
-        tasks.append(ShardTask(i, num_shards, part, path, vocab_path, settings))
-    bar = Progress(num_shards, enabled=progress)
     started = time.monotonic()
+    workers = _Workers(num_workers)  # helpers start now, while the corpus and the vocabulary are read
     try:
-        stats = _run_in_process(tasks, bar) if num_workers == 1 else _run_in_workers(tasks, num_workers, bar)
+        if isinstance(input, str):
+            source = open_corpus(
+                input,
+                text_feature=text_feature,
+                tfds_split=tfds_split,
+                tfds_data_dir=tfds_data_dir,
+                tfds_download=tfds_download,
+            )
+        else:
+            source = input
+        log.info("corpus: %s", source.description)
+        log.info(
+            "settings: %s", dict(dataclasses.asdict(settings), num_shards=num_shards, num_workers=num_workers)
+        )
+        vocab_path, vocab_origin = _install_vocab(
+            output_dir,
+            vocab_file=vocab_file,
+            vocab_size=vocab_size,
+            reserved_tokens=reserved_tokens,
+            source=source,
+            do_lower_case=do_lower_case,
+        )
+        tasks = []
+        for i, part in enumerate(source.partition(num_shards)):
+            path = os.path.join(output_dir, shard_file_name(shard_prefix, i, num_shards))
+            tasks.append(ShardTask(i, num_shards, part, path, vocab_path, settings))
+        bar = Progress(num_shards, enabled=progress)
+        stats = workers.run(tasks, bar)
     except BaseException:
-        _remove_incomplete_files(output_dir)
+        workers.close()
+        _remove_incomplete_files(output_dir)  # a helper stopped mid-shard leaves its temporary file
         raise
+    workers.close()
     bar.draw(final=True)
-    meta = _meta(settings, vocab, vocab_path, vocab_origin, source, stats, shard_prefix)
+    meta = _meta(settings, load_vocab(vocab_path), vocab_path, vocab_origin, source, stats, shard_prefix)
     write_meta(output_dir, meta)  # last: its presence says every shard is complete
     log.info(
         "wrote %d instances from %d documents into %d shards in %.1f s",

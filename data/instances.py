@@ -99,41 +99,48 @@ def _front_cut(rng, num_removed):
     return bin(rng.getrandbits(num_removed)).count("1") if num_removed else 0
 
 
-def _instances_from_document(documents, order, position, max_num_tokens, short_seq_prob, rng, out):
-    """Appends the instances of document `order[position]` to the five lists of `out` (see InstanceSpans)."""
-    sentence_starts, document_starts = documents.sentence_starts_list, documents.document_starts_list
+def _instances_from_document(
+    starts, document_starts, order, position, max_num_tokens, short_seq_prob, rng, out
+):
+    """Appends the instances of document `order[position]` to the five lists of `out` (see InstanceSpans).
+
+    `starts` and `document_starts` are TokenizedDocuments' offsets as Python lists. `randint(a, b)` below is
+    a + int(random() * (b - a + 1)): uniform up to a relative bias of (b - a + 1) / 2**53, and several
+    times faster than random.randint, which matters in this loop.
+    """
+    uniform = rng.random
     first, end = document_starts[order[position]], document_starts[order[position] + 1]
     target_length = max_num_tokens
-    if rng.random() < short_seq_prob:
-        target_length = rng.randint(2, max_num_tokens)
+    if uniform() < short_seq_prob:
+        target_length = 2 + int(uniform() * (max_num_tokens - 1))  # randint(2, max_num_tokens)
     chunk_first, chunk_length, i = first, 0, first
     while i < end:
-        chunk_length += sentence_starts[i + 1] - sentence_starts[i]
+        chunk_length += starts[i + 1] - starts[i]
         if i == end - 1 or chunk_length >= target_length:
             num_chunk_sentences = i + 1 - chunk_first
-            a_sentences = rng.randint(1, num_chunk_sentences - 1) if num_chunk_sentences >= 2 else 1
-            a_start = sentence_starts[chunk_first]
-            a_length = sentence_starts[chunk_first + a_sentences] - a_start
-            if num_chunk_sentences == 1 or rng.random() < 0.5:
+            # A: the chunk's first randint(1, n - 1) sentences (all of a one-sentence chunk).
+            a_sentences = 1 + int(uniform() * (num_chunk_sentences - 1)) if num_chunk_sentences >= 2 else 1
+            a_start = starts[chunk_first]
+            a_length = starts[chunk_first + a_sentences] - a_start
+            if num_chunk_sentences == 1 or uniform() < 0.5:
                 is_random_next = 1
-                target_b_length = target_length - a_length
-                for _ in range(10):
-                    other = rng.randint(0, len(order) - 1)
+                for _ in range(10):  # another document, if one turns up in 10 draws
+                    other = int(uniform() * len(order))
                     if other != position:
                         break
                 other_first, other_end = document_starts[order[other]], document_starts[order[other] + 1]
-                j = other_first + rng.randint(0, other_end - other_first - 1)
-                b_start = sentence_starts[j]
+                j = other_first + int(uniform() * (other_end - other_first))  # a random sentence of it
+                b_start = starts[j]
                 while True:  # whole sentences until B reaches its target length or the document ends
                     j += 1
-                    if sentence_starts[j] - b_start >= target_b_length or j == other_end:
+                    if starts[j] - b_start >= target_length - a_length or j == other_end:
                         break
-                b_length = sentence_starts[j] - b_start
+                b_length = starts[j] - b_start
                 i -= num_chunk_sentences - a_sentences  # the unused sentences start the next chunk
             else:
                 is_random_next = 0
-                b_start = sentence_starts[chunk_first + a_sentences]
-                b_length = sentence_starts[i + 1] - b_start
+                b_start = starts[chunk_first + a_sentences]
+                b_length = starts[i + 1] - b_start
             new_a, new_b = truncated_lengths(a_length, b_length, max_num_tokens)
             out[0].append(a_start + _front_cut(rng, a_length - new_a))
             out[1].append(new_a)
@@ -144,14 +151,6 @@ def _instances_from_document(documents, order, position, max_num_tokens, short_s
         i += 1
 
 
-class _Documents:
-    """TokenizedDocuments with its offsets as Python lists (fast scalar indexing in the loop)."""
-
-    def __init__(self, documents):
-        self.sentence_starts_list = documents.sentence_starts.tolist()
-        self.document_starts_list = documents.document_starts.tolist()
-
-
 def create_instance_spans(documents, *, max_seq_length, short_seq_prob, dupe_factor, rng):
     """All instances of `documents` (a TokenizedDocuments) in Google's order: shuffle the documents, make
     `dupe_factor` passes over them, shuffle the instances. `rng` is a random.Random."""
@@ -160,16 +159,15 @@ def create_instance_spans(documents, *, max_seq_length, short_seq_prob, dupe_fac
     max_num_tokens = max_seq_length - 3
     order = list(range(documents.num_documents))
     rng.shuffle(order)
-    fast = _Documents(documents)
+    starts, document_starts = documents.sentence_starts.tolist(), documents.document_starts.tolist()
     out = ([], [], [], [], [])
     for _ in range(dupe_factor):
         for position in range(len(order)):
-            _instances_from_document(fast, order, position, max_num_tokens, short_seq_prob, rng, out)
-    permutation = list(range(len(out[0])))
-    rng.shuffle(permutation)
-    columns = [
-        np.asarray(column, np.int64)[permutation] if column else np.zeros([0], np.int64) for column in out
-    ]
+            _instances_from_document(
+                starts, document_starts, order, position, max_num_tokens, short_seq_prob, rng, out
+            )
+    permutation = np.random.default_rng(rng.getrandbits(64)).permutation(len(out[0]))  # the final shuffle
+    columns = [np.asarray(column, np.int64)[permutation] for column in out]
     return InstanceSpans(*columns[:4], next_sentence_labels=columns[4].astype(np.int32))
 
 

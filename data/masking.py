@@ -85,26 +85,14 @@ def _word_starts(ids, candidate, config):
     return candidate & ~(continuation & previous_is_candidate)
 
 
-def _whole_words(starts, candidate):
-    """Numbers the words of each row: (word_number [B, S]: the word of each candidate, from 0, else -1;
-    word_length [B, S]: at each word start, the number of pieces of that word, else 0)."""
+def _word_lengths(starts, candidate):
+    """[B, S]: at each word start, the number of pieces of that word (its "##" pieces follow it); else 0."""
     B, S = tf.shape(starts)[0], tf.shape(starts)[1]
-    word_number = tf.where(candidate, tf.cumsum(tf.cast(starts, tf.int32), axis=1) - 1, -1)
+    word_number = tf.cumsum(tf.cast(starts, tf.int32), axis=1) - 1  # of each candidate, from 0 in each row
     segment = tf.where(candidate, tf.range(B)[:, None] * S + word_number, B * S)  # B*S collects the rest
     pieces = tf.math.unsorted_segment_sum(tf.cast(candidate, tf.int32), segment, B * S + 1)[:-1]
     pieces = tf.reshape(pieces, [B, S])  # [B, words]
-    word_length = tf.where(starts, tf.gather(pieces, tf.maximum(word_number, 0), batch_dims=1), 0)
-    return word_number, word_length
-
-
-def _by_word_number(values, starts, word_number):
-    """[B, S] -> [B, S]: the value at the start of each token's word (0 at non-candidates)."""
-    B, S = tf.shape(values)[0], tf.shape(values)[1]
-    rows = tf.broadcast_to(tf.range(B)[:, None], [B, S])
-    start_index = tf.stack([rows, tf.where(starts, word_number, S)], axis=-1)  # [B, S, 2]; S = discarded
-    at_number = tf.scatter_nd(start_index, values, [B, S + 1])  # [B, words]: value of word n's start
-    gathered = tf.gather(at_number, tf.maximum(word_number, 0), batch_dims=1)
-    return tf.where(word_number >= 0, gathered, tf.zeros_like(gathered))
+    return tf.where(starts, tf.gather(pieces, tf.maximum(word_number, 0), batch_dims=1), 0)
 
 
 def _greedy_fit(lengths, budget):
@@ -148,51 +136,51 @@ def mask_tokens(token_ids, config, seed):
     candidate = is_token & (ids != config.cls_id) & (ids != config.sep_id)  # [B, S]
     budget = _num_to_predict(tf.reduce_sum(tf.cast(is_token, tf.int32), axis=1), config)  # [B]
 
-    # Words are identified by the position of their first piece.
+    # Words, identified by the position of their first piece; their pieces are consecutive.
     starts = _word_starts(ids, candidate, config)
     if config.whole_word_mask:
-        word_number, word_length = _whole_words(starts, candidate)
-        K = S  # a long word may be skipped, so any word may be visited
+        word_length = _word_lengths(starts, candidate)
+        K = S  # long words may be skipped, so any word may be visited
     else:
         word_length = tf.cast(starts, tf.int32)
-        K = tf.minimum(S, P)  # one-piece words: only the first `budget` <= P visited words can be taken
+        K = tf.minimum(S, P)  # one-piece words: only the first `budget` <= P visited words are taken
 
     # Visit the words in a uniformly random order (the K smallest random keys), taking those that fit.
     keys = tf.where(starts, tf.random.stateless_uniform([B, S], order_seed), 2.0)
-    negative_keys, visit_order = tf.math.top_k(-keys, k=K)  # [B, K] word-start positions
-    lengths = tf.where(negative_keys > -2.0, tf.gather(word_length, visit_order, batch_dims=1), 0)
-    taken = _greedy_fit(lengths, budget)  # [B, K]
-
-    # One 80/10/10 draw per taken word, stored at its start as 1 + u (0 = not taken), copied to its pieces.
-    choice = tf.random.stateless_uniform(tf.shape(taken), choice_seed)
-    rows = tf.broadcast_to(tf.range(B)[:, None], tf.shape(visit_order))
-    at_start = tf.scatter_nd(
-        tf.stack([rows, visit_order], axis=-1), tf.where(taken, 1.0 + choice, 0.0), [B, S]
-    )
+    negative_keys, word_start = tf.math.top_k(-keys, k=K)  # [B, K] in visiting order
+    lengths = tf.where(negative_keys > -2.0, tf.gather(word_length, word_start, batch_dims=1), 0)
     if config.whole_word_mask:
-        at_start = _by_word_number(at_start, starts, word_number)
-    selected = at_start > 0  # [B, S]
-    choice = at_start - 1.0
-    replacement = tf.where(
-        choice < 0.8, config.mask_id, tf.where(choice < 0.9, ids, _random_tokens([B, S], token_seed, config))
-    )
-    input_ids = tf.where(selected, replacement, ids)
+        taken = tf.where(_greedy_fit(lengths, budget), lengths, 0)  # [B, K] pieces taken from each word
+    else:  # every word has one piece: Google's loop takes the first `budget` words visited
+        taken = tf.where(tf.range(K)[None, :] < budget[:, None], lengths, 0)
+    word_choice = tf.random.stateless_uniform(tf.shape(taken), choice_seed)  # the 80/10/10 draw of each word
 
-    # The selected positions in ascending order, zero-padded to P: position s goes to slot
-    # (number of selected positions before s); unselected ones to a discarded slot P.
-    slot = tf.where(selected, tf.cumsum(tf.cast(selected, tf.int32), axis=1) - 1, P)
-    rows = tf.broadcast_to(tf.range(B)[:, None], [B, S])
-    positions = tf.scatter_nd(
-        tf.stack([rows, slot], axis=-1), tf.broadcast_to(tf.range(S), [B, S]), [B, P + 1]
-    )
-    positions = positions[:, :P]
-    count = tf.reduce_sum(tf.cast(selected, tf.int32), axis=1)  # [B]
-    valid = tf.range(P)[None, :] < count[:, None]  # [B, P]
+    # The taken pieces, at most P: slot j holds a piece of the word k with end[k-1] <= j < end[k].
+    end = tf.cumsum(taken, axis=1)  # [B, K]
+    slot = tf.broadcast_to(tf.range(P), [B, P])
+    word = tf.minimum(tf.searchsorted(end, slot, side="right"), K - 1)  # [B, P]
+    valid = slot < end[:, -1:]  # [B, P]
+    piece = slot - tf.gather(end - taken, word, batch_dims=1)  # index of the piece within its word
+    position = tf.gather(word_start, word, batch_dims=1) + piece  # [B, P]
+    choice = tf.gather(word_choice, word, batch_dims=1)
+
+    # Ascending positions, padding last.
+    order = tf.argsort(tf.where(valid, position, S + slot), axis=1, stable=True)
+    valid = tf.gather(valid, order, batch_dims=1)
+    position = tf.where(valid, tf.gather(position, order, batch_dims=1), 0)
+    choice = tf.gather(choice, order, batch_dims=1)
+    original = tf.where(valid, tf.gather(ids, position, batch_dims=1), 0)  # [B, P]
+    random_ids = _random_tokens([B, P], token_seed, config)
+    replacement = tf.where(choice < 0.8, config.mask_id, tf.where(choice < 0.9, original, random_ids))
+
+    # Write the replacements in (as differences, so padding slots add nothing).
+    index = tf.stack([tf.broadcast_to(tf.range(B)[:, None], [B, P]), position], axis=-1)  # [B, P, 2]
+    input_ids = ids + tf.scatter_nd(index, tf.where(valid, replacement - original, 0), [B, S])
     out = {
         "input_ids": input_ids,
-        "masked_lm_positions": positions,
-        "masked_lm_ids": tf.where(valid, tf.gather(ids, positions, batch_dims=1), 0),
-        "masked_lm_weights": tf.cast(valid, tf.float32),
+        "masked_lm_positions": tf.reshape(position, [-1, P]),
+        "masked_lm_ids": tf.reshape(original, [-1, P]),
+        "masked_lm_weights": tf.reshape(tf.cast(valid, tf.float32), [-1, P]),
     }
     if unbatched:
         out = {name: value[0] for name, value in out.items()}

@@ -30,7 +30,9 @@ class WordPieceTokenizer:
             lower_case_nfd_strip_accents=do_lower_case,
             max_bytes_per_word=100,
         )
-        self._tokenize = tf.function(self._tokenize_batch, input_signature=[tf.TensorSpec([None], tf.string)])
+        self._tokenize = tf.function(
+            self._tokenize_batch, input_signature=[tf.TensorSpec([None], tf.string)], autograph=False
+        )
 
     def _tokenize_batch(self, sentences):
         ids = self._tokenizer.tokenize(sentences)  # ragged [N, (tokens)]

@@ -1,5 +1,6 @@
 """create_pretraining_data end to end: text -> shards, vocab.txt, meta.json, read back with Google's spec."""
 
+import concurrent.futures
 import glob
 import hashlib
 import json
@@ -16,8 +17,17 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from data.create_pretraining_data import create_pretraining_data, main
+from data.corpus import TextFiles
+from data.create_pretraining_data import (
+    CreationSettings,
+    Progress,
+    ShardTask,
+    _Workers,
+    create_pretraining_data,
+    main,
+)
 from data.masking import unmask
+from data.records import shard_file_name
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -196,16 +206,42 @@ def shard_bytes(directory):
     }
 
 
-def test_same_seed_same_bytes_whatever_the_number_of_workers(corpus, tmp_path):
+def test_same_seed_same_bytes_other_seed_other_bytes(corpus, tmp_path):
     one = build(corpus, tmp_path / "one")
     again = build(corpus, tmp_path / "again")
-    two = build(corpus, tmp_path / "two", num_workers=2)  # spawned processes
     other_seed = build(corpus, tmp_path / "other", random_seed=7)
-    assert shard_bytes(tmp_path / "one") == shard_bytes(tmp_path / "again") == shard_bytes(tmp_path / "two")
-    assert one == again == two
+    assert shard_bytes(tmp_path / "one") == shard_bytes(tmp_path / "again") and one == again
     assert shard_bytes(tmp_path / "one").keys() == shard_bytes(tmp_path / "other").keys()
     assert shard_bytes(tmp_path / "one") != shard_bytes(tmp_path / "other")
     assert other_seed["num_documents"] == one["num_documents"] == 120
+
+
+def test_shards_built_by_helper_processes_are_the_same_bytes(corpus, tmp_path):
+    build(corpus, tmp_path / "one")
+    settings = CreationSettings(max_seq_length=32, max_predictions_per_seq=5, dupe_factor=3)
+    (tmp_path / "two").mkdir()
+    parts = TextFiles.from_spec(corpus[0]).partition(3)
+    tasks = [
+        ShardTask(
+            i, 3, part, str(tmp_path / "two" / shard_file_name("pretraining", i, 3)), corpus[1], settings
+        )
+        for i, part in enumerate(parts)
+    ]
+    workers = _Workers(num_workers=2)  # this process and one spawned helper
+    try:
+        workers.warm_up(corpus[1], settings)
+        concurrent.futures.wait(workers.ready)  # the helper is ready: it gets the first shard
+        stats = workers.run(tasks, Progress(3, enabled=False))
+    finally:
+        workers.close()
+    assert stats[0].process_id != os.getpid()
+    assert shard_bytes(tmp_path / "one") == shard_bytes(tmp_path / "two")
+
+
+def test_two_workers_from_the_top(corpus, tmp_path):
+    meta = build(corpus, tmp_path / "two", num_workers=2)
+    assert meta == build(corpus, tmp_path / "one")
+    assert shard_bytes(tmp_path / "two") == shard_bytes(tmp_path / "one")
 
 
 def test_records_restore_to_runs_of_the_tokenized_corpus(corpus, tmp_path):
