@@ -79,10 +79,10 @@ def build_pair(setting):
         schedule = lamb.WarmupPolynomialDecay(
             s["peak"], s["total_steps"], s["warmup_steps"], power=s["power"], end_learning_rate=s["end"]
         )
-        learning_rate = lambda step: warmup_polynomial_decay(step, **s)  # noqa: E731
+        learning_rate = lambda step: warmup_polynomial_decay(step, **s)
     else:
         schedule = lr
-        learning_rate = lambda step: lr  # noqa: E731
+        learning_rate = lambda step: lr
     optimizer = lamb.LAMB(learning_rate=schedule, **kwargs)
     reference_kwargs = {k: v for k, v in kwargs.items() if k != "global_clipnorm"}
     reference = NumpyLamb(
