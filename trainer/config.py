@@ -124,7 +124,9 @@ class DataConfig:
     train_files: str = key(
         REQUIRED, "training TFRecords: a glob, or several separated by commas (local or gs://)", not_empty
     )
-    eval_files: str | None = key(None, "held-out TFRecords for --mode=eval", not_empty)
+    eval_files: str | None = key(
+        None, "held-out TFRecords, evaluated at the end of training and by --mode=eval", not_empty
+    )
     max_seq_length: int = key(128, "tokens per sequence; must equal the data's (meta.json)", at_least(2))
     max_predictions_per_seq: int = key(
         20, "masked positions per sequence; must equal the data's (meta.json)", at_least(1)
