@@ -122,6 +122,13 @@ def resolve_init_checkpoint(path):
     return path
 
 
+def checkpoint_step(prefix):
+    """The step counter saved in a checkpoint of this trainer ("?" when it has none)."""
+    reader = tf.train.load_checkpoint(prefix)
+    key = "step/.ATTRIBUTES/VARIABLE_VALUE"
+    return int(reader.get_tensor(key)) if reader.has_tensor(key) else "?"
+
+
 def load_init_checkpoint(model, path):
     """Loads model weights only from a Google BERT checkpoint or a checkpoint of this trainer."""
     prefix = resolve_init_checkpoint(path)
@@ -133,7 +140,7 @@ def load_init_checkpoint(model, path):
             status = tf.train.Checkpoint(**{MODEL_KEY: model_variables(model)}).read(prefix)
             status.expect_partial()  # the optimizer and step of that run are not wanted
             status.assert_existing_objects_matched()
-            kind = "trainer checkpoint (model weights only)"
+            kind = f"trainer checkpoint at step {checkpoint_step(prefix)} (model weights only)"
     except (ValueError, AssertionError, tf.errors.OpError) as e:
         message = str(e).strip().splitlines()[0]
         raise UserError(f"model.init_checkpoint: cannot load {prefix} into this model: {message}") from None

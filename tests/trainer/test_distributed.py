@@ -9,6 +9,7 @@ trains, checkpoints and exports through run_pretraining.py.
 import json
 import os
 import pathlib
+import re
 import socket
 import subprocess
 import sys
@@ -74,7 +75,7 @@ def free_ports(count):
 
 def test_two_worker_processes_train_with_multi_worker_mirrored_strategy(data_dir):
     model_dir = data_dir / "multi_worker"
-    config = tiny_config_yaml(data_dir, model_dir=str(model_dir), micro_batch_size=4, total_steps=4)
+    config = tiny_config_yaml(data_dir, model_dir=str(model_dir), micro_batch_size=4, total_steps=8)
     cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(2)]}
     workers = []
     for index in range(2):
@@ -88,6 +89,8 @@ def test_two_worker_processes_train_with_multi_worker_mirrored_strategy(data_dir
             str(ROOT / "run_pretraining.py"),
             f"--config={config}",
             "--strategy=multi_worker",
+            "--set=train.checkpoint_every_steps=2",
+            "--set=train.keep_checkpoints=2",
         ]
         workers.append(subprocess.Popen(command, env=env, cwd=ROOT, stderr=subprocess.PIPE, text=True))
     outputs = []
@@ -103,9 +106,12 @@ def test_two_worker_processes_train_with_multi_worker_mirrored_strategy(data_dir
     chief_log = outputs[0]
     assert "2 replica(s) in sync" in chief_log
     assert "global batch 16 = micro-batch 4 x 2 replica(s) x 2 accumulation step(s)" in chief_log
-    assert "step 4/4" in chief_log
-    # The chief wrote the checkpoints and the export; each worker saved its own input position.
-    assert tf.train.latest_checkpoint(str(model_dir)) == str(model_dir / "ckpt-4")
+    # Both workers log the same global numbers for the last step.
+    last_step = [re.findall(r"step 8/8 .* grad_norm \S+", output) for output in outputs]
+    assert len(last_step[0]) == 1 and last_step[0] == last_step[1]
+    # The chief wrote the checkpoints (the 2 newest kept) and the export; each worker its input position.
+    state = tf.train.get_checkpoint_state(str(model_dir))
+    assert list(state.all_model_checkpoint_paths) == [str(model_dir / "ckpt-6"), str(model_dir / "ckpt-8")]
     assert (model_dir / "export" / "bert_model.ckpt.index").exists()
     assert sorted(os.listdir(model_dir / "data")) == ["worker-0", "worker-1"]
     assert not [name for name in os.listdir(model_dir) if name.startswith(".scratch")]
