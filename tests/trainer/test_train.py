@@ -175,3 +175,25 @@ def test_an_export_to_another_filesystem_is_copied_complete(tmp_path):
     for a, b in zip(model.weights, loaded.weights, strict=True):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
     assert (local / "vocab.txt").read_text() == vocab.read_text()
+
+
+def test_several_steps_per_host_loop_call_train_the_same_model(tiny_run, tmp_path):
+    config, result, data_dir = tiny_run
+    path = tiny_config_yaml(data_dir, model_dir=str(tmp_path / "run"), total_steps=12)
+    other = trainer.train(trainer.load_config(path, ["train.steps_per_loop=2"]), strategy=one_device())
+    assert other.step == 12
+    expected, weights = exported_weights(result.export_dir), exported_weights(other.export_dir)
+    for name, value in expected.items():
+        np.testing.assert_array_equal(weights[name], value, err_msg=name)
+
+
+def test_the_xla_compiled_step_trains_the_same_model(tiny_run, tmp_path):
+    # Without dropout: XLA draws other random bits for the dropout masks.
+    _, _, data_dir = tiny_run
+    results = []
+    for jit_compile in ("false", "true"):
+        path = tiny_config_yaml(data_dir, model_dir=str(tmp_path / jit_compile), total_steps=4, dropout=0.0)
+        config = trainer.load_config(path, [f"runtime.jit_compile={jit_compile}"])
+        results.append(exported_weights(trainer.train(config, strategy=one_device()).export_dir))
+    for name, value in results[0].items():
+        np.testing.assert_allclose(results[1][name], value, rtol=0, atol=1e-5, err_msg=name)
