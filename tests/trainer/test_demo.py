@@ -1,6 +1,7 @@
 """The demo path: configs/demo.yaml is consistent, and a run with `data.create` builds its data on first use,
 trains, and evaluates on held-out shards against the most-frequent-token baseline."""
 
+import dataclasses
 import fnmatch
 import os
 
@@ -117,3 +118,18 @@ def test_running_again_neither_recreates_the_data_nor_trains_past_the_end(demo_l
     assert again.eval_metrics["masked_lm_accuracy"] == pytest.approx(
         result.eval_metrics["masked_lm_accuracy"]
     )
+
+
+def test_resuming_with_dynamic_masking_reads_on_with_the_same_masks(demo_like_run, tmp_path):
+    config, result, _ = demo_like_run
+    resumed_config = dataclasses.replace(
+        config, runtime=dataclasses.replace(config.runtime, model_dir=str(tmp_path / "resumed"))
+    )
+    stopped = dataclasses.replace(resumed_config, train=dataclasses.replace(config.train, max_steps=2))
+    trainer.train(stopped, strategy=tf.distribute.OneDeviceStrategy("/cpu:0"))
+    resumed = trainer.train(resumed_config, strategy=tf.distribute.OneDeviceStrategy("/cpu:0"))
+    assert resumed.step == result.step
+    expected = tf.train.load_checkpoint(os.path.join(result.export_dir, "bert_model.ckpt"))
+    actual = tf.train.load_checkpoint(os.path.join(resumed.export_dir, "bert_model.ckpt"))
+    for name in expected.get_variable_to_shape_map():
+        np.testing.assert_array_equal(actual.get_tensor(name), expected.get_tensor(name), err_msg=name)

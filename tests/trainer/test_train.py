@@ -197,3 +197,24 @@ def test_the_xla_compiled_step_trains_the_same_model(tiny_run, tmp_path):
         results.append(exported_weights(trainer.train(config, strategy=one_device()).export_dir))
     for name, value in results[0].items():
         np.testing.assert_allclose(results[1][name], value, rtol=0, atol=1e-5, err_msg=name)
+
+
+def test_mixed_bfloat16_keeps_float32_weights_and_optimizer_state(tiny_run, tmp_path):
+    _, _, data_dir = tiny_run
+    path = tiny_config_yaml(data_dir, model_dir=str(tmp_path / "bf16"), total_steps=4)
+    result = trainer.train(
+        trainer.load_config(path, ["runtime.mixed_precision=mixed_bfloat16"]), strategy=one_device()
+    )
+    assert result.step == 4 and np.isfinite(result.metrics["loss"])
+    dtypes = tf.train.load_checkpoint(result.checkpoint).get_variable_to_dtype_map()
+    floats = {name: dtype for name, dtype in dtypes.items() if dtype.is_floating}
+    assert floats and set(floats.values()) == {tf.float32}
+
+
+def test_mixed_float16_is_refused_until_loss_scaling_exists(tiny_run, tmp_path):
+    _, _, data_dir = tiny_run
+    path = tiny_config_yaml(data_dir, model_dir=str(tmp_path / "fp16"), total_steps=4)
+    with pytest.raises(UserError, match="runtime.mixed_precision: mixed_float16 needs dynamic loss scaling"):
+        trainer.train(
+            trainer.load_config(path, ["runtime.mixed_precision=mixed_float16"]), strategy=one_device()
+        )
