@@ -11,9 +11,10 @@ shard's documents in memory, never the corpus:
 - `TfdsText`: a TensorFlow Datasets text dataset (e.g. `wikipedia/20230601.en`); each example's text
   feature is one document, split into paragraphs at newlines and then into sentences. Parts are
   example ranges of the split (`train[a:b]`).
-- `EmbeddedCorpus`: English prose that every installation already holds, needing no download: Python's
-  reference documentation (`pydoc_data.topics`) and the docstrings of the standard library and of numpy,
-  cleaned of code, doctests and markup and split into sentences.
+- `embedded_corpus()`: English prose that every installation already holds, needing no download: Python's
+  reference documentation (`pydoc_data.topics`) and the docstrings of the standard library, numpy and
+  TensorFlow, cleaned of code, doctests and markup and split into sentences; held in memory (a
+  `DocumentList`, about 4 MB) and cut into ranges of documents.
 
 `open_corpus(spec)` turns a command-line spec (`embedded`, `tfds:<name>`, a glob, a directory or a
 comma-separated list of them) into one of these.
@@ -302,7 +303,7 @@ class TfdsText:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# The embedded corpus: Python's reference documentation and the docstrings of the standard library/numpy.
+# The embedded corpus: Python's reference documentation and docstrings of the stdlib, numpy and TensorFlow.
 
 # Docstring sections that hold code, signatures or cross references rather than prose.
 _SKIPPED_SECTIONS = {

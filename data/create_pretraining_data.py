@@ -217,16 +217,16 @@ def _report_to_queue(*event):
 
 
 def _init_worker(queue):
-    """Runs first in each helper process (importing this module imports TensorFlow)."""
+    """Runs first in each spawned worker (importing this module imports TensorFlow)."""
     global _progress_queue
     _progress_queue = queue
-    # One thread per helper: the parallelism comes from the processes, one per CPU by default.
+    # One thread per spawned worker: the parallelism comes from the processes, one per CPU by default.
     tf.config.threading.set_intra_op_parallelism_threads(1)
     tf.config.threading.set_inter_op_parallelism_threads(1)
 
 
 def _warm_up(vocab_path, settings):
-    """Builds a helper's tokenizer and traced functions before it is handed a shard."""
+    """Builds a spawned worker's tokenizer and traced functions before it is handed a shard."""
     _builder(vocab_path, settings)
     return os.getpid()
 
@@ -292,22 +292,22 @@ def _format_seconds(seconds):
 
 
 class _Workers:
-    """This process plus `num_workers - 1` spawned helper processes, handed shards as they become free.
+    """This process plus `num_workers - 1` spawned worker processes, handed shards as they become free.
 
-    The helpers start (and import TensorFlow) as soon as this object exists, while this process reads the
-    corpus and the vocabulary. This process builds shards too, and a helper gets a shard only once it has
-    started, so a small corpus never waits for a helper's start-up.
+    The spawned workers start (and import TensorFlow) as soon as this object exists, while this process
+    reads the corpus and the vocabulary. This process builds shards too, and a spawned worker gets a shard
+    only once it is ready, so a small corpus never waits for a worker's start-up.
     """
 
     def __init__(self, num_workers):
-        self.num_helpers = num_workers - 1
+        self.num_spawned = num_workers - 1
         self.pool = self.queue = None
-        self.ready = []  # futures that complete when a helper is ready to build shards
-        if self.num_helpers:
+        self.ready = []  # futures that complete when a spawned worker is ready to build shards
+        if self.num_spawned:
             context = multiprocessing.get_context("spawn")  # TensorFlow is not fork-safe
             self.queue = context.Queue()
             self.pool = concurrent.futures.ProcessPoolExecutor(
-                self.num_helpers, mp_context=context, initializer=_init_worker, initargs=(self.queue,)
+                self.num_spawned, mp_context=context, initializer=_init_worker, initargs=(self.queue,)
             )
             self.pool.submit(os.getpid)  # launches the processes now: they import TensorFlow meanwhile
 
@@ -319,9 +319,9 @@ class _Workers:
         if self.pool is not None and tasks:
             self.warm_up(tasks[0].vocab_path, tasks[0].settings)
 
-        def hand_out():  # collect finished shards, keep every helper busy, show their progress
+        def hand_out():  # collect finished shards, keep every ready worker busy, show their progress
             for future in [f for f in running if f.done()]:
-                stats[running.pop(future)] = future.result()  # re-raises a helper's exception
+                stats[running.pop(future)] = future.result()  # re-raises a spawned worker's exception
             while remaining and len(running) < sum(future.done() for future in self.ready):
                 i = remaining.popleft()
                 running[self.pool.submit(build_shard, tasks[i])] = i
@@ -342,13 +342,13 @@ class _Workers:
         return stats
 
     def warm_up(self, vocab_path, settings):
-        """Has each helper build its tokenizer and traced functions; `run` hands shards to ready ones."""
+        """Has each spawned worker build its tokenizer and traced functions; `run` uses the ready ones."""
         if not self.ready:
-            self.ready = [self.pool.submit(_warm_up, vocab_path, settings) for _ in range(self.num_helpers)]
+            self.ready = [self.pool.submit(_warm_up, vocab_path, settings) for _ in range(self.num_spawned)]
 
     def close(self):
-        """Stops the helpers: after `run` they are idle (perhaps still starting), after a failure they may
-        be building shards that are no longer wanted; either way nothing is waited for."""
+        """Stops the spawned workers: after `run` they are idle (perhaps still starting); after a failure
+        they may be building shards that are no longer wanted. Either way nothing is waited for."""
         if self.pool is None:
             return
         for process in list(getattr(self.pool, "_processes", {}).values()):
@@ -470,7 +470,7 @@ def create_pretraining_data(
 
     _prepare_output_dir(output_dir, overwrite)
     started = time.monotonic()
-    workers = _Workers(num_workers)  # helpers start now, while the corpus and the vocabulary are read
+    workers = _Workers(num_workers)  # they start now, while the corpus and the vocabulary are read
     try:
         if isinstance(input, str):
             source = open_corpus(
@@ -502,7 +502,7 @@ def create_pretraining_data(
         stats = workers.run(tasks, bar)
     except BaseException:
         workers.close()
-        _remove_incomplete_files(output_dir)  # a helper stopped mid-shard leaves its temporary file
+        _remove_incomplete_files(output_dir)  # a worker stopped mid-shard leaves its temporary file
         raise
     workers.close()
     bar.draw(final=True)

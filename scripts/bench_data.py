@@ -7,7 +7,7 @@ The baseline is scripts/pure_python_pretraining_data.py: Google's algorithm (goo
 create_pretraining_data.py) in one Python process, with a plain-Python BERT tokenizer, tf.train.Example
 protos built one by one. Ours runs with 1 and with 2 processes. Every run reads the same Google-format
 text file -- the embedded corpus written out --copies times, so that our fixed start-up (a few seconds:
-building the tokenizer, tracing the TensorFlow functions, starting helper processes, which import
+building the tokenizer, tracing the TensorFlow functions, starting worker processes, which import
 TensorFlow) weighs about as little as on a real corpus -- with the same vocabulary and settings, and is
 timed end to end in wall-clock seconds, start-up included (nothing is reused between runs). Output:
 documents/s, instances/s, MB of text per minute and the ratio to the baseline measured in the same
@@ -28,8 +28,8 @@ sys.path[:0] = [ROOT, os.path.join(ROOT, "scripts")]
 
 import pure_python_pretraining_data as baseline  # noqa: E402
 
-import data.create_pretraining_data as creation  # noqa: E402
 from data.corpus import embedded_documents  # noqa: E402
+from data.create_pretraining_data import _builders, create_pretraining_data  # noqa: E402
 from data.vocab import learn_vocab, load_vocab, write_vocab  # noqa: E402
 
 
@@ -74,10 +74,10 @@ def time_baseline(corpus, vocab_path, work_dir, args):
 
 
 def time_ours(corpus, vocab_path, work_dir, args, num_workers):
-    creation._builders.clear()  # count the tokenizer and tracing start-up in every run
+    _builders.clear()  # count the tokenizer and tracing start-up in every run
     out = os.path.join(work_dir, f"ours-{num_workers}")
     started = time.perf_counter()
-    meta = creation.create_pretraining_data(
+    meta = create_pretraining_data(
         corpus,
         out,
         vocab_file=vocab_path,

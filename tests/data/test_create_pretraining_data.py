@@ -216,7 +216,7 @@ def test_same_seed_same_bytes_other_seed_other_bytes(corpus, tmp_path):
     assert other_seed["num_documents"] == one["num_documents"] == 120
 
 
-def test_shards_built_by_helper_processes_are_the_same_bytes(corpus, tmp_path):
+def test_shards_built_by_spawned_workers_are_the_same_bytes(corpus, tmp_path):
     build(corpus, tmp_path / "one")
     settings = CreationSettings(max_seq_length=32, max_predictions_per_seq=5, dupe_factor=3)
     (tmp_path / "two").mkdir()
@@ -227,10 +227,10 @@ def test_shards_built_by_helper_processes_are_the_same_bytes(corpus, tmp_path):
         )
         for i, part in enumerate(parts)
     ]
-    workers = _Workers(num_workers=2)  # this process and one spawned helper
+    workers = _Workers(num_workers=2)  # this process and one spawned worker
     try:
         workers.warm_up(corpus[1], settings)
-        concurrent.futures.wait(workers.ready)  # the helper is ready: it gets the first shard
+        concurrent.futures.wait(workers.ready)  # the spawned worker is ready: it gets the first shard
         stats = workers.run(tasks, Progress(3, enabled=False))
     finally:
         workers.close()
