@@ -28,9 +28,10 @@ MODEL_KEY = "model_variables"
 def model_variables(model):
     """Every variable of the model in creation order (weights, then dropout RNG states), as checkpointed.
 
-    The list is saved rather than the Keras model object: tf.train.Checkpoint does not follow Keras 3's
-    tracked lists of layers (BertEncoder.transformer_layers), so `Checkpoint(model=model)` would miss the
-    transformer layers. The order is fixed by the architecture, and shapes are checked on restore.
+    Saving this list instead of the Keras model object makes the checkpoint independent of how the model's
+    attributes nest its layers (tf.train.Checkpoint only follows attributes it can track), and it holds the
+    dropout RNG states, so a resumed run draws the masks an uninterrupted one would. The order is fixed by
+    the architecture; shapes are checked on restore.
     """
     return list(model.variables)
 
