@@ -370,9 +370,8 @@ def _existing_outputs(output_dir):
     return sorted(n for n in names if n == META_FILENAME or n.endswith(".tfrecord"))
 
 
-def _prepare_output_dir(output_dir, overwrite):
-    """Creates output_dir, or refuses one holding data unless `overwrite`: then deletes the old meta.json
-    first (so the directory never looks complete while new shards are written), then old shards."""
+def _check_output_dir(output_dir, overwrite):
+    """Refuses an output_dir that is a file, or that holds data unless `overwrite`; returns its data files."""
     if os.path.exists(output_dir) and not os.path.isdir(output_dir):
         raise ValueError(f"--output_dir {output_dir}: exists and is not a directory")
     existing = _existing_outputs(output_dir)
@@ -381,6 +380,13 @@ def _prepare_output_dir(output_dir, overwrite):
         raise ValueError(
             f"--output_dir {output_dir}: already holds {shown}; pass --overwrite to replace them"
         )
+    return existing
+
+
+def _prepare_output_dir(output_dir, overwrite):
+    """Creates output_dir, or empties it of data when `overwrite`: the old meta.json goes first (so the
+    directory never looks complete while new shards are written), then the old shards."""
+    existing = _check_output_dir(output_dir, overwrite)
     os.makedirs(output_dir, exist_ok=True)
     if META_FILENAME in existing:
         os.remove(os.path.join(output_dir, META_FILENAME))
@@ -468,7 +474,7 @@ def create_pretraining_data(
     if vocab_file is not None and not os.path.isfile(vocab_file):
         raise ValueError(f"--vocab_file {vocab_file}: no such file")
 
-    _prepare_output_dir(output_dir, overwrite)
+    _check_output_dir(output_dir, overwrite)  # refuse early; nothing is written before the corpus is found
     started = time.monotonic()
     workers = _Workers(num_workers)  # they start now, while the corpus and the vocabulary are read
     try:
@@ -482,10 +488,12 @@ def create_pretraining_data(
             )
         else:
             source = input
+        parts = source.partition(num_shards)
         log.info("corpus: %s", source.description)
         log.info(
             "settings: %s", dict(dataclasses.asdict(settings), num_shards=num_shards, num_workers=num_workers)
         )
+        _prepare_output_dir(output_dir, overwrite)
         vocab_path, vocab_origin = _install_vocab(
             output_dir,
             vocab_file=vocab_file,
@@ -495,7 +503,7 @@ def create_pretraining_data(
             do_lower_case=do_lower_case,
         )
         tasks = []
-        for i, part in enumerate(source.partition(num_shards)):
+        for i, part in enumerate(parts):
             path = os.path.join(output_dir, shard_file_name(shard_prefix, i, num_shards))
             tasks.append(ShardTask(i, num_shards, part, path, vocab_path, settings))
         bar = Progress(num_shards, enabled=progress)

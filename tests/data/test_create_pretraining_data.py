@@ -347,6 +347,7 @@ def test_bad_input_is_one_line_and_exit_code_2(corpus, tmp_path, capsys, argumen
     assert err.count("\n") == 1 and "Traceback" not in err
     assert err.startswith("create_pretraining_data: error: ")
     assert re.search(message, err), err
+    assert not (tmp_path / "out").exists()  # nothing written
 
 
 def test_command_line_learns_a_vocab_and_builds_the_data(corpus, tmp_path, capsys, caplog):
