@@ -24,6 +24,14 @@ def host_of(device):
     return spec.replace(device_type="CPU", device_index=0).to_string()
 
 
+def local_replica_ids(strategy):
+    """The global replica ids (replica_id_in_sync_group) of this task's replicas, in device order."""
+    ids = strategy.experimental_distribute_values_from_function(
+        lambda context: context.replica_id_in_sync_group
+    )
+    return [int(replica_id) for replica_id in strategy.experimental_local_results(ids)]
+
+
 class DistributedInput:
     """Per-host tf.data iterators (checkpointable) feeding every replica of `strategy` its batch.
 
@@ -36,14 +44,7 @@ class DistributedInput:
         self.strategy = strategy
         self.replica_batch_size = replica_batch_size
         devices = list(strategy.extended.worker_devices)  # this task's replica devices, in replica order
-        global_ids = [
-            int(i)
-            for i in strategy.experimental_local_results(
-                strategy.experimental_distribute_values_from_function(
-                    lambda ctx: ctx.replica_id_in_sync_group
-                )
-            )
-        ]
+        global_ids = local_replica_ids(strategy)
         self.hosts = list(dict.fromkeys(host_of(device) for device in devices))
         replicas_per_host = len(devices) // len(self.hosts)
         num_pipelines = strategy.num_replicas_in_sync // replicas_per_host
