@@ -19,3 +19,8 @@ def _split_cpu_into_logical_devices(count):
 
 
 _split_cpu_into_logical_devices(NUM_LOGICAL_CPUS)
+
+# In-process MirroredStrategy tests pass `cross_device_ops=tf.distribute.ReductionToOneDevice()`: CPU
+# collective ops number their groups from the same start in every strategy of a process, so two default
+# (collective) strategies of different sizes in one pytest session can collide. The default collective path
+# is covered by the two-process MultiWorkerMirroredStrategy tests, where each process holds one strategy.

@@ -75,7 +75,9 @@ def test_sums_from_replicas_add_up_to_the_whole_batch(tiny_dict):
     single = load_weights(BertPretrainingModel(BertConfig.from_dict(tiny_dict)), weights)
     expected = bert.pretraining_metrics(bert.pretraining_sums(single(features), features))
 
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    strategy = tf.distribute.MirroredStrategy(
+        ["/cpu:0", "/cpu:1"], cross_device_ops=tf.distribute.ReductionToOneDevice()
+    )
     with strategy.scope():
         model = load_weights(BertPretrainingModel(BertConfig.from_dict(tiny_dict)), weights)
     dataset = tf.data.Dataset.from_tensors(features).unbatch().batch(4)
@@ -99,7 +101,9 @@ def test_sums_from_replicas_add_up_to_the_whole_batch(tiny_dict):
 
 
 def test_each_replica_draws_its_own_dropout_mask(tiny_config, tiny_dict):
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    strategy = tf.distribute.MirroredStrategy(
+        ["/cpu:0", "/cpu:1"], cross_device_ops=tf.distribute.ReductionToOneDevice()
+    )
     with strategy.scope():
         model = BertPretrainingModel(tiny_config)
     features = make_features(tiny_dict, batch=1, seed=7)

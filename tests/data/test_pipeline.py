@@ -217,7 +217,9 @@ def test_each_pipeline_reads_whole_files_when_there_are_enough(shards):
 
 
 def test_mirrored_strategy_gives_each_replica_its_own_records(shards):
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    strategy = tf.distribute.MirroredStrategy(
+        ["/cpu:0", "/cpu:1"], cross_device_ops=tf.distribute.ReductionToOneDevice()
+    )
     global_batch = 6
 
     def dataset_fn(context):
