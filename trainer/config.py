@@ -29,6 +29,7 @@ REQUIRED = dataclasses.MISSING
 
 STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker", "tpu")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+OPTIMIZERS = ("lamb", "adamw")
 
 
 def key(default, help, check=None):
@@ -150,19 +151,28 @@ class DataConfig:
 
 @dataclasses.dataclass(kw_only=True)
 class OptimizerConfig:
-    beta_1: float = key(0.9, "LAMB first-moment decay", in_unit_interval)
-    beta_2: float = key(0.999, "LAMB second-moment decay", in_unit_interval)
-    epsilon: float = key(1e-6, "LAMB epsilon", greater_than(0.0))
+    name: Literal[OPTIMIZERS] = key(
+        "lamb",
+        "lamb (lamb.LAMB) or adamw (keras.optimizers.AdamW: the same decay, betas, epsilon and exclusions, "
+        "no trust ratio; its epsilon is added to the root of the uncorrected second moment)",
+    )
+    beta_1: float = key(0.9, "first-moment decay", in_unit_interval)
+    beta_2: float = key(0.999, "second-moment decay", in_unit_interval)
+    epsilon: float = key(1e-6, "epsilon of the Adam ratio's denominator", greater_than(0.0))
     weight_decay: float = key(0.01, "decoupled weight decay rate", at_least(0.0))
     exclude_from_weight_decay: list[str] = key(
-        ["LayerNorm", "layer_norm", "bias"], "regexes of variable paths without weight decay", regexes
+        ["LayerNorm", "layer_norm", "bias"],
+        "regexes of variable paths without weight decay (re.search on variable.path, for both optimizers)",
+        regexes,
     )
     exclude_from_layer_adaptation: list[str] = key(
-        ["LayerNorm", "layer_norm", "bias"], "regexes of variable paths updated without trust ratio", regexes
+        ["LayerNorm", "layer_norm", "bias"],
+        "regexes of variable paths updated without trust ratio (LAMB only: AdamW has no trust ratio)",
+        regexes,
     )
-    bias_correction: bool = key(True, "Adam bias correction of the moments")
+    bias_correction: bool = key(True, "Adam bias correction of the moments (AdamW always corrects)")
     trust_ratio_bounds: list[float] | None = key(
-        None, "[min, max] clip of the trust ratio; null: unbounded", bounds
+        None, "[min, max] clip of the trust ratio; null: unbounded (LAMB only)", bounds
     )
     clip_global_norm: float | None = key(
         1.0,
@@ -240,7 +250,7 @@ class RuntimeConfig:
 class Config:
     model: ModelConfig = key(REQUIRED, "the BERT model")
     data: DataConfig = key(REQUIRED, "the training data")
-    optimizer: OptimizerConfig = key(dataclasses.MISSING, "the LAMB optimizer")
+    optimizer: OptimizerConfig = key(dataclasses.MISSING, "the optimizer: LAMB or AdamW")
     schedule: ScheduleConfig = key(REQUIRED, "the learning-rate schedule")
     train: TrainConfig = key(REQUIRED, "batch sizes, steps, logging and checkpoint intervals")
     runtime: RuntimeConfig = key(dataclasses.MISSING, "where and how the run executes")
@@ -545,6 +555,15 @@ def validate(config):
                 f"train.{name}: expected a multiple of train.steps_per_loop ({train.steps_per_loop}), "
                 f"got {every}"
             )
+    optimizer = config.optimizer
+    if optimizer.name == "adamw":
+        # Keras' AdamW has no trust ratio and always corrects its moments: refuse what it would ignore.
+        if optimizer.trust_ratio_bounds is not None:
+            raise ConfigError(
+                "optimizer.trust_ratio_bounds: LAMB only (AdamW has no trust ratio); set it to null"
+            )
+        if not optimizer.bias_correction:
+            raise ConfigError("optimizer.bias_correction: AdamW always corrects its moments; set it to true")
     if runtime.tpu is not None and runtime.strategy not in ("auto", "tpu"):
         raise ConfigError(f"runtime.tpu: only used with runtime.strategy tpu, not {runtime.strategy}")
 

@@ -1,6 +1,6 @@
 """The pretraining run: from a Config to a trained, checkpointed and exported BERT.
 
-strategy ─► plan (accumulation, schedule) ─► in the strategy scope: model, LAMB (built), step counter
+strategy ─► plan (accumulation, schedule) ─► in the strategy scope: model, LAMB or AdamW (built), step
          ─► per-host input iterators ─► resume (or init_checkpoint) ─► host loop:
                 steps_per_loop optimizer steps per tf.function call, then logs / summaries / checkpoints
          ─► final checkpoint ─► export (Google BERT format)
@@ -15,7 +15,6 @@ from absl import logging
 
 import bert
 import data
-import lamb
 from trainer import config as config_lib
 from trainer.checkpoints import Checkpoints, load_init_checkpoint
 from trainer.create_data import ensure_training_data
@@ -24,6 +23,7 @@ from trainer.evaluate import evaluate
 from trainer.export import export_model, find_vocab_file
 from trainer.inputs import DistributedInput
 from trainer.model import load_bert_config, model_dtype_policy
+from trainer.optimizers import log_optimizer, make_optimizer, trust_ratios
 from trainer.plan import BatchPlan, SchedulePlan, plan_batches, plan_schedule
 from trainer.step import TrainStep
 from trainer.strategy import is_chief, make_strategy
@@ -39,20 +39,6 @@ class TrainResult:
     checkpoint: str | None  # the last checkpoint in model_dir
     export_dir: str | None
     eval_metrics: dict | None = None  # held-out metrics at the end, when data.eval_files is set
-
-
-def make_optimizer(optimizer_config, schedule):
-    return lamb.LAMB(
-        learning_rate=schedule,
-        beta_1=optimizer_config.beta_1,
-        beta_2=optimizer_config.beta_2,
-        epsilon=optimizer_config.epsilon,
-        weight_decay=optimizer_config.weight_decay,
-        exclude_from_weight_decay=optimizer_config.exclude_from_weight_decay,
-        exclude_from_layer_adaptation=optimizer_config.exclude_from_layer_adaptation,
-        bias_correction=optimizer_config.bias_correction,
-        trust_ratio_bounds=optimizer_config.trust_ratio_bounds,
-    )
 
 
 def make_dataset_fn(config, vocab_size):
@@ -103,25 +89,6 @@ def make_host_loop(strategy, train_step, inputs, step):
     return host_loop
 
 
-def log_variable_groups(model, optimizer):
-    variables = model.trainable_variables
-    decayed = sum(optimizer.applies_weight_decay(v) for v in variables)
-    adapted = sum(optimizer.applies_layer_adaptation(v) for v in variables)
-    logging.info(
-        "model: %d trainable variables, %d parameters; weight decay on %d variables, trust ratio on %d",
-        len(variables),
-        sum(int(tf.size(v)) for v in variables),
-        decayed,
-        adapted,
-    )
-
-
-def adapted_trust_ratios(optimizer, model):
-    """The last update's trust ratios of the variables LAMB adapts (the excluded ones are always 1)."""
-    adapted = {v.path for v in model.trainable_variables if optimizer.applies_layer_adaptation(v)}
-    return {path: float(ratio) for path, ratio in optimizer.trust_ratios().items() if path in adapted}
-
-
 def write_config(config, model_dir):
     path = os.path.join(model_dir, config_lib.CONFIG_FILE_NAME)
     text = config_lib.to_yaml(config)
@@ -148,8 +115,8 @@ class Training:
     batches: BatchPlan
     schedule: SchedulePlan
     model: bert.BertPretrainingModel
-    optimizer: lamb.LAMB
-    learning_rate: lamb.WarmupPolynomialDecay
+    optimizer: keras.optimizers.Optimizer  # LAMB or AdamW (in a LossScaleOptimizer under mixed_float16)
+    learning_rate: keras.optimizers.schedules.LearningRateSchedule
     step: tf.Variable  # optimizer steps done; checkpointed with the model and the optimizer
 
 
@@ -203,7 +170,7 @@ def train(config, strategy=None, dataset_fn=None):
 
 def build_training(config, strategy):
     """Logs and writes the config, plans batches and schedule, makes the data if asked, builds the model,
-    LAMB (built) and the step counter in the strategy's scope."""
+    the optimizer (built) and the step counter in the strategy's scope."""
     chief = is_chief(strategy)
     model_dir = config.runtime.model_dir
     tf.io.gfile.makedirs(model_dir)
@@ -228,8 +195,7 @@ def build_training(config, strategy):
     with strategy.scope():
         model = bert.BertPretrainingModel(bert_config, dtype=policy)
         learning_rate = schedule.make_schedule()
-        optimizer = make_optimizer(config.optimizer, learning_rate)
-        optimizer.build(model.trainable_variables)
+        optimizer = make_optimizer(config.optimizer, learning_rate, model.trainable_variables)
         step = tf.Variable(
             0,
             dtype=tf.int64,
@@ -237,7 +203,7 @@ def build_training(config, strategy):
             name="step",
             aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
         )
-    log_variable_groups(model, optimizer)
+    log_optimizer(config.optimizer, optimizer, model.trainable_variables)
     return Training(config, strategy, chief, batches, schedule, model, optimizer, learning_rate, step)
 
 
@@ -264,7 +230,8 @@ def run_loop(training, host_loop, checkpoints):
             log_interval.reset()
         if current % train_config.summary_every_steps == 0 or finished:
             summaries.scalars(current, {**summary_interval.result(global_batch), "learning_rate": rate})
-            summaries.trust_ratios(current, adapted_trust_ratios(training.optimizer, training.model))
+            ratios = trust_ratios(training.optimizer, training.model.trainable_variables)
+            summaries.trust_ratios(current, ratios)
             summaries.flush()
             summary_interval.reset()
         if current % train_config.checkpoint_every_steps == 0 or finished:

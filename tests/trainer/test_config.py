@@ -120,6 +120,7 @@ def test_an_unknown_section_is_an_error(tmp_path):
         ({"train.steps_per_loop": True}, "train.steps_per_loop: expected an integer, got True"),
         ({"runtime.jit_compile": 1}, "runtime.jit_compile: expected true or false, got 1"),
         ({"runtime.strategy": "gpu"}, "runtime.strategy: expected one of auto, one_device, mirrored"),
+        ({"optimizer.name": "adam"}, "optimizer.name: expected one of lamb, adamw, got 'adam'"),
         ({"optimizer.exclude_from_weight_decay": "bias"}, "expected a list of strings, got 'bias'"),
         ({"optimizer.beta_1": 1.0}, "optimizer.beta_1: expected a number in [0, 1), got 1.0"),
         ({"optimizer.epsilon": 0}, "optimizer.epsilon: expected a number > 0.0, got 0.0"),
@@ -175,6 +176,14 @@ def test_invalid_yaml_is_one_line_with_the_position(tmp_path):
         (
             {"runtime.tpu": "my-tpu", "runtime.strategy": "mirrored"},
             "runtime.tpu: only used with runtime.strate",
+        ),
+        (
+            {"optimizer.name": "adamw", "optimizer.trust_ratio_bounds": [0.0, 10.0]},
+            "optimizer.trust_ratio_bounds: LAMB only (AdamW has no trust ratio)",
+        ),
+        (
+            {"optimizer.name": "adamw", "optimizer.bias_correction": False},
+            "optimizer.bias_correction: AdamW always corrects its moments",
         ),
     ],
 )
@@ -271,7 +280,7 @@ def run_cli(*args, cwd=ROOT):
         (
             ["--config=phase1.yaml", "--set=optimizer.weight_dacay=0.1"],
             "run_pretraining.py: error: --set: optimizer.weight_dacay: unknown key; "
-            "did you mean weight_decay? (expected one of: beta_1, beta_2, epsilon, weight_decay, "
+            "did you mean weight_decay? (expected one of: name, beta_1, beta_2, epsilon, weight_decay, "
             "exclude_from_weight_decay, exclude_from_layer_adaptation, bias_correction, trust_ratio_bounds, "
             "clip_global_norm)",
         ),

@@ -199,6 +199,23 @@ def test_the_xla_compiled_step_trains_the_same_model(tiny_run, tmp_path):
         np.testing.assert_allclose(results[1][name], value, rtol=0, atol=1e-5, err_msg=name)
 
 
+def test_a_run_with_adamw_trains_without_trust_ratios(tiny_run, tmp_path):
+    _, _, data_dir = tiny_run
+    path = tiny_config_yaml(data_dir, model_dir=str(tmp_path / "adamw"), total_steps=8)
+    overrides = ["optimizer.name=adamw", "schedule.peak_learning_rate=1e-2"]
+    result = trainer.train(trainer.load_config(path, overrides), strategy=one_device())
+    values = event_values(str(tmp_path / "adamw" / "train"))
+    losses = [value for _, value in sorted(values["loss"])]
+    assert result.step == 8 and losses[-1] < losses[0] - 0.1
+    assert not [tag for tag in values if tag.startswith("trust_ratio")]
+    # AdamW keeps two moments per trainable variable (LAMB also keeps a trust ratio: three).
+    names = tf.train.load_checkpoint(result.checkpoint).get_variable_to_shape_map()
+    slots = [name for name in names if name.startswith("optimizer/_variables/")]
+    trainable = load_bert_config(trainer.load_config(path).model)
+    model = bert.BertPretrainingModel(trainable)
+    assert len(slots) == 2 * len(model.trainable_variables)
+
+
 def test_mixed_bfloat16_keeps_float32_weights_and_optimizer_state(tiny_run, tmp_path):
     _, _, data_dir = tiny_run
     path = tiny_config_yaml(data_dir, model_dir=str(tmp_path / "bf16"), total_steps=4)
