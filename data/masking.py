@@ -109,6 +109,72 @@ def _greedy_fit(lengths, budget):
     return tf.transpose(taken)
 
 
+def _random_subset(population, count, num_slots, seed):
+    """`count` [B] distinct indices drawn uniformly from range(population) [B], in slots [B, num_slots]
+    (slots >= count hold junk): Floyd's algorithm, which for j = population - count, ..., population - 1
+    draws t uniformly from [0, j] and takes t, or j when t is already taken. It gives every subset of
+    `count` indices the same chance in `count` steps, without ordering all of them."""
+    j = (population - count)[:, None] + tf.range(num_slots)[None, :]  # [B, num_slots]
+    bits = tf.random.stateless_uniform(tf.shape(j), seed, minval=None, maxval=None, dtype=tf.uint32)
+    product = tf.cast(bits, tf.int64) * tf.cast(j + 1, tf.int64)  # floor(bits * (j + 1) / 2**32) is in [0, j]
+    draws = tf.cast(tf.bitwise.right_shift(product, 32), tf.int32)
+    taken = []
+    for t, j_s in zip(tf.unstack(draws, num_slots, axis=1), tf.unstack(j, num_slots, axis=1), strict=True):
+        if taken:
+            t = tf.where(tf.reduce_any(tf.stack(taken, axis=1) == t[:, None], axis=1), j_s, t)
+        taken.append(t)
+    return tf.stack(taken, axis=1) if taken else tf.zeros_like(j)
+
+
+def _single_pieces(candidate, budget, config, seed):
+    """Without whole words: min(budget, candidates) [B] candidates chosen uniformly, as positions [B, P]
+    in ascending order (then zeros) and valid [B, P]. Google shuffles the candidates and takes the first
+    `budget` ones: a uniformly random subset of them."""
+    P = config.max_predictions_per_seq
+    population = tf.reduce_sum(tf.cast(candidate, tf.int32), axis=1)  # [B] candidates per row
+    count = tf.minimum(budget, population)
+    index = _random_subset(population, count, P, seed)  # [B, P] the chosen candidates, numbered in each row
+    valid = tf.range(P)[None, :] < count[:, None]
+    # The k-th candidate of row b is the (first[b] + k)-th True of `candidate` in row-major order.
+    first = tf.cumsum(population, exclusive=True)  # [B]
+    candidate_positions = tf.concat([tf.cast(tf.where(candidate)[:, 1], tf.int32), [0]], axis=0)
+    nth = tf.where(valid, first[:, None] + index, tf.size(candidate_positions) - 1)
+    position = tf.gather(candidate_positions, nth)  # [B, P]
+    ascending = tf.sort(tf.where(valid, position, tf.shape(candidate)[1] + tf.range(P)[None, :]), axis=1)
+    return tf.where(valid, ascending, 0), valid
+
+
+def _whole_words(ids, candidate, budget, config, order_seed, choice_seed):
+    """With whole words: Google's loop over the words in a uniformly random order. Returns positions [B, P]
+    in ascending order (then zeros), valid [B, P] and the 80/10/10 draw of each slot's word [B, P]."""
+    B, S = tf.shape(ids)[0], tf.shape(ids)[1]
+    P = config.max_predictions_per_seq
+    starts = _word_starts(ids, candidate, config)
+    word_length = _word_lengths(starts, candidate)
+
+    # Visit the words in a uniformly random order (sorted random keys), taking those that fit.
+    keys = tf.where(starts, tf.random.stateless_uniform([B, S], order_seed), 2.0)
+    negative_keys, word_start = tf.math.top_k(-keys, k=S)  # [B, S] in visiting order
+    lengths = tf.where(negative_keys > -2.0, tf.gather(word_length, word_start, batch_dims=1), 0)
+    taken = tf.where(_greedy_fit(lengths, budget), lengths, 0)  # [B, S] pieces taken from each word
+    word_choice = tf.random.stateless_uniform(tf.shape(taken), choice_seed)  # the 80/10/10 draw of each word
+
+    # The taken pieces, at most P: slot j holds a piece of the word k with end[k-1] <= j < end[k].
+    end = tf.cumsum(taken, axis=1)  # [B, S]
+    slot = tf.broadcast_to(tf.range(P), [B, P])
+    word = tf.minimum(tf.searchsorted(end, slot, side="right"), S - 1)  # [B, P]
+    valid = slot < end[:, -1:]  # [B, P]
+    piece = slot - tf.gather(end - taken, word, batch_dims=1)  # index of the piece within its word
+    position = tf.gather(word_start, word, batch_dims=1) + piece  # [B, P]
+    choice = tf.gather(word_choice, word, batch_dims=1)
+
+    # Ascending positions, padding last.
+    order = tf.argsort(tf.where(valid, position, S + slot), axis=1, stable=True)
+    valid = tf.gather(valid, order, batch_dims=1)
+    position = tf.where(valid, tf.gather(position, order, batch_dims=1), 0)
+    return position, valid, tf.gather(choice, order, batch_dims=1)
+
+
 def _random_tokens(shape, seed, config):
     if config.random_token_ids is None:
         return tf.random.stateless_uniform(shape, seed, minval=0, maxval=config.vocab_size, dtype=tf.int32)
@@ -135,49 +201,21 @@ def mask_tokens(token_ids, config, seed):
     is_token = ids != config.pad_id
     candidate = is_token & (ids != config.cls_id) & (ids != config.sep_id)  # [B, S]
     budget = _num_to_predict(tf.reduce_sum(tf.cast(is_token, tf.int32), axis=1), config)  # [B]
-
-    # Words, identified by the position of their first piece; their pieces are consecutive.
-    starts = _word_starts(ids, candidate, config)
     if config.whole_word_mask:
-        word_length = _word_lengths(starts, candidate)
-        K = S  # long words may be skipped, so any word may be visited
+        position, valid, choice = _whole_words(ids, candidate, budget, config, order_seed, choice_seed)
     else:
-        word_length = tf.cast(starts, tf.int32)
-        K = tf.minimum(S, P)  # one-piece words: only the first `budget` <= P visited words are taken
+        position, valid = _single_pieces(candidate, budget, config, order_seed)
+        choice = tf.random.stateless_uniform([B, P], choice_seed)  # the 80/10/10 draw of each piece
 
-    # Visit the words in a uniformly random order (the K smallest random keys), taking those that fit.
-    keys = tf.where(starts, tf.random.stateless_uniform([B, S], order_seed), 2.0)
-    negative_keys, word_start = tf.math.top_k(-keys, k=K)  # [B, K] in visiting order
-    lengths = tf.where(negative_keys > -2.0, tf.gather(word_length, word_start, batch_dims=1), 0)
-    if config.whole_word_mask:
-        taken = tf.where(_greedy_fit(lengths, budget), lengths, 0)  # [B, K] pieces taken from each word
-    else:  # every word has one piece: Google's loop takes the first `budget` words visited
-        taken = tf.where(tf.range(K)[None, :] < budget[:, None], lengths, 0)
-    word_choice = tf.random.stateless_uniform(tf.shape(taken), choice_seed)  # the 80/10/10 draw of each word
-
-    # The taken pieces, at most P: slot j holds a piece of the word k with end[k-1] <= j < end[k].
-    end = tf.cumsum(taken, axis=1)  # [B, K]
-    slot = tf.broadcast_to(tf.range(P), [B, P])
-    word = tf.minimum(tf.searchsorted(end, slot, side="right"), K - 1)  # [B, P]
-    valid = slot < end[:, -1:]  # [B, P]
-    piece = slot - tf.gather(end - taken, word, batch_dims=1)  # index of the piece within its word
-    position = tf.gather(word_start, word, batch_dims=1) + piece  # [B, P]
-    choice = tf.gather(word_choice, word, batch_dims=1)
-
-    # Ascending positions, padding last.
-    order = tf.argsort(tf.where(valid, position, S + slot), axis=1, stable=True)
-    valid = tf.gather(valid, order, batch_dims=1)
-    position = tf.where(valid, tf.gather(position, order, batch_dims=1), 0)
-    choice = tf.gather(choice, order, batch_dims=1)
     original = tf.where(valid, tf.gather(ids, position, batch_dims=1), 0)  # [B, P]
     random_ids = _random_tokens([B, P], token_seed, config)
     replacement = tf.where(choice < 0.8, config.mask_id, tf.where(choice < 0.9, original, random_ids))
 
-    # Write the replacements in (as differences, so padding slots add nothing).
-    index = tf.stack([tf.broadcast_to(tf.range(B)[:, None], [B, P]), position], axis=-1)  # [B, P, 2]
-    input_ids = ids + tf.scatter_nd(index, tf.where(valid, replacement - original, 0), [B, S])
+    # Write the replacements in, as differences added at their flat index (padding slots add 0 at 0).
+    flat_index = tf.range(B)[:, None] * S + position  # [B, P]
+    change = tf.math.unsorted_segment_sum(tf.where(valid, replacement - original, 0), flat_index, B * S)
     out = {
-        "input_ids": input_ids,
+        "input_ids": ids + tf.reshape(change, [B, S]),
         "masked_lm_positions": tf.reshape(position, [-1, P]),
         "masked_lm_ids": tf.reshape(original, [-1, P]),
         "masked_lm_weights": tf.reshape(tf.cast(valid, tf.float32), [-1, P]),
