@@ -178,17 +178,18 @@ def assemble_instances(tokens, spans, max_seq_length, *, cls_id, sep_id, pad_id=
     """
     position = np.arange(max_seq_length)[None, :]  # [1, S]
     a_length, b_length = spans.a_length[:, None], spans.b_length[:, None]  # [n, 1]
-    in_a = (position >= 1) & (position <= a_length)
-    b_first = a_length + 2
-    in_b = (position >= b_first) & (position < b_first + b_length)
     length = a_length + b_length + 3
-    index = np.where(in_a, spans.a_start[:, None] + position - 1, spans.b_start[:, None] + position - b_first)
-    index = np.where(in_a | in_b, index, 0)  # [n, S] into `tokens`
-    input_ids = np.where(in_a | in_b, tokens[index], pad_id)
-    input_ids = np.where(position == 0, cls_id, input_ids)
-    input_ids = np.where((position == a_length + 1) | (position == length - 1), sep_id, input_ids)
-    segment_ids = (position >= b_first) & (position < length)
-    return input_ids.astype(np.int32), segment_ids.astype(np.int32), length[:, 0].astype(np.int32)
+    # Cell (i, p) of segment A holds tokens[a_start + p - 1], of B tokens[b_start + p - (a_length + 2)];
+    # the [CLS]/[SEP] cells are overwritten below (their indices may fall outside `tokens`: clipped).
+    offset = np.where(position <= a_length, spans.a_start[:, None] - 1, spans.b_start[:, None] - a_length - 2)
+    is_token = position < length  # [n, S]
+    input_ids = np.where(is_token, tokens.take(offset + position, mode="clip"), pad_id).astype(np.int32)
+    rows = np.arange(len(spans))
+    input_ids[:, 0] = cls_id
+    input_ids[rows, a_length[:, 0] + 1] = sep_id
+    input_ids[rows, length[:, 0] - 1] = sep_id
+    segment_ids = ((position > a_length + 1) & is_token).astype(np.int32)
+    return input_ids, segment_ids, length[:, 0].astype(np.int32)
 
 
 __all__ = [
