@@ -100,7 +100,7 @@ class ShardStats:
 
 class _ShardBuilder:
     """Everything a process needs to build shards for one vocabulary and settings (built once per process:
-    the tokenizer and the traced mask-and-serialize function)."""
+    the tokenizer and the traced masking function)."""
 
     def __init__(self, vocab_path, settings):
         self.vocab = load_vocab(vocab_path)
@@ -112,26 +112,19 @@ class _ShardBuilder:
             max_predictions_per_seq=settings.max_predictions_per_seq,
             whole_word_mask=settings.do_whole_word_mask,
         )
-        S = settings.max_seq_length
-
-        @tf.function(
+        self._mask_tokens = tf.function(
+            lambda input_ids, seed: mask_tokens(input_ids, config, seed),
             input_signature=[
-                tf.TensorSpec([None, S], tf.int32),  # input_ids before masking
-                tf.TensorSpec([None, S], tf.int32),  # segment_ids
-                tf.TensorSpec([None], tf.int32),  # lengths
-                tf.TensorSpec([None], tf.int32),  # next_sentence_labels
+                tf.TensorSpec([None, settings.max_seq_length], tf.int32),  # input_ids before masking
                 tf.TensorSpec([2], tf.int64),  # masking seed
             ],
             autograph=False,
         )
-        def mask_and_serialize(input_ids, segment_ids, lengths, next_sentence_labels, seed):
-            features = mask_tokens(input_ids, config, seed)
-            features["input_mask"] = tf.cast(tf.sequence_mask(lengths, S), tf.int32)
-            features["segment_ids"] = segment_ids
-            features["next_sentence_labels"] = next_sentence_labels
-            return serialize_examples(features), tf.reduce_sum(features["masked_lm_weights"])
 
-        self.mask_and_serialize = mask_and_serialize
+    def mask(self, input_ids, seed):
+        """Masked-LM features of a batch as numpy arrays (runs on the masking thread; TensorFlow's ops
+        release the GIL, so the next batch is assembled and the previous one written meanwhile)."""
+        return {name: value.numpy() for name, value in self._mask_tokens(input_ids, seed).items()}
 
     def build(self, task, report):
         settings, vocab = task.settings, self.vocab
@@ -155,35 +148,55 @@ class _ShardBuilder:
             dupe_factor=settings.dupe_factor,
             rng=rng,
         )
-        num_tokens, num_predictions = 0, 0.0
-        with AtomicRecordWriter(task.path) as writer:
+        S = settings.max_seq_length
+
+        def write(masked, segment_ids, lengths, next_sentence_labels):  # on the writing thread
+            features = masked.result()  # re-raises an exception of the masking thread
+            input_mask = np.arange(S)[None, :] < lengths[:, None]
+            features.update(
+                input_mask=input_mask, segment_ids=segment_ids, next_sentence_labels=next_sentence_labels
+            )
+            writer.write(serialize_examples(features))
+            return len(lengths), int(lengths.sum()), float(features["masked_lm_weights"].sum())
+
+        # Three threads: this one assembles batch k + 1 while the masking thread masks batch k (in
+        # TensorFlow's ops, which release the GIL) and the writing thread encodes and writes batch k - 1
+        # (mostly in numpy and the record writer, which release it too).
+        totals = np.zeros(3)  # instances, tokens, predictions
+        with (
+            AtomicRecordWriter(task.path) as writer,
+            concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="masking") as masking,
+            concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="writing") as writing,
+        ):
+            written = collections.deque()  # futures of the batches being masked or written, in order
+
+            def collect(keep):  # waits until at most `keep` batches are in flight; reports the written
+                while len(written) > keep or (written and written[0].done()):
+                    batch_totals = written.popleft().result()  # re-raises an exception of either thread
+                    totals[:] += batch_totals
+                    done = _READ_SHARE + (1 - _READ_SHARE) * totals[0] / len(spans)
+                    report(task.index, "write", 0, batch_totals[0], done)
+
             for batch_index, start in enumerate(range(0, len(spans), MASKING_BATCH_SIZE)):
                 batch = spans.take(slice(start, start + MASKING_BATCH_SIZE))
                 input_ids, segment_ids, lengths = assemble_instances(
-                    documents.tokens,
-                    batch,
-                    settings.max_seq_length,
-                    cls_id=vocab.cls_id,
-                    sep_id=vocab.sep_id,
-                    pad_id=vocab.pad_id,
+                    documents.tokens, batch, S, cls_id=vocab.cls_id, sep_id=vocab.sep_id, pad_id=vocab.pad_id
                 )
                 seed = np.array([settings.random_seed, (task.index << 32) + batch_index], np.int64)
-                serialized, predictions = self.mask_and_serialize(
-                    input_ids, segment_ids, lengths, batch.next_sentence_labels, seed
+                masked = masking.submit(self.mask, input_ids, seed)
+                written.append(
+                    writing.submit(write, masked, segment_ids, lengths, batch.next_sentence_labels)
                 )
-                writer.write(serialized.numpy())
-                num_tokens += int(lengths.sum())
-                num_predictions += float(predictions)
-                done = _READ_SHARE + (1 - _READ_SHARE) * (start + len(batch)) / len(spans)
-                report(task.index, "write", 0, len(batch), done)
+                collect(keep=2)
+            collect(keep=0)
         report(task.index, "done", 0, 0, 1.0)
         return ShardStats(
             file=os.path.basename(task.path),
             num_documents=documents.num_documents,
             num_sentences=documents.num_sentences,
             num_instances=len(spans),
-            num_tokens=num_tokens,
-            num_masked_lm_predictions=int(round(num_predictions)),
+            num_tokens=int(totals[1]),
+            num_masked_lm_predictions=int(round(totals[2])),
             num_text_bytes=counts["bytes"],
             process_id=os.getpid(),
         )
