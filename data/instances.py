@@ -94,21 +94,19 @@ def truncated_lengths(length_a, length_b, max_num_tokens):
     return length_a - (excess + 1) // 2, length_b - excess // 2  # then alternately A, B, A, ...
 
 
-def _front_cut(rng, num_removed):
-    """How many of `num_removed` tokens come off the front: each token independently with probability 1/2."""
-    return bin(rng.getrandbits(num_removed)).count("1") if num_removed else 0
-
-
 def _instances_from_document(
     starts, document_starts, order, position, max_num_tokens, short_seq_prob, rng, out
 ):
-    """Appends the instances of document `order[position]` to the five lists of `out` (see InstanceSpans).
+    """Appends the instances of document `order[position]` to `out` as tuples (a_start, a_length, b_start,
+    b_length, next_sentence_label) (see InstanceSpans).
 
     `starts` and `document_starts` are TokenizedDocuments' offsets as Python lists. `randint(a, b)` below is
     a + int(random() * (b - a + 1)): uniform up to a relative bias of (b - a + 1) / 2**53, and several
-    times faster than random.randint, which matters in this loop.
+    times faster than random.randint, which matters in this loop. Truncation takes each removed token from
+    the front with probability 1/2: the front cut of n removed tokens is the number of 1 bits of
+    getrandbits(n).
     """
-    uniform = rng.random
+    uniform, random_bits = rng.random, rng.getrandbits
     first, end = document_starts[order[position]], document_starts[order[position] + 1]
     target_length = max_num_tokens
     if uniform() < short_seq_prob:
@@ -141,12 +139,12 @@ def _instances_from_document(
                 is_random_next = 0
                 b_start = starts[chunk_first + a_sentences]
                 b_length = starts[i + 1] - b_start
-            new_a, new_b = truncated_lengths(a_length, b_length, max_num_tokens)
-            out[0].append(a_start + _front_cut(rng, a_length - new_a))
-            out[1].append(new_a)
-            out[2].append(b_start + _front_cut(rng, b_length - new_b))
-            out[3].append(new_b)
-            out[4].append(is_random_next)
+            new_a, new_b = a_length, b_length
+            if a_length + b_length > max_num_tokens:
+                new_a, new_b = truncated_lengths(a_length, b_length, max_num_tokens)
+            a_start += random_bits(a_length - new_a).bit_count()  # tokens cut from the front of A
+            b_start += random_bits(b_length - new_b).bit_count()
+            out.append((a_start, new_a, b_start, new_b, is_random_next))
             chunk_first, chunk_length = i + 1, 0
         i += 1
 
@@ -160,14 +158,14 @@ def create_instance_spans(documents, *, max_seq_length, short_seq_prob, dupe_fac
     order = list(range(documents.num_documents))
     rng.shuffle(order)
     starts, document_starts = documents.sentence_starts.tolist(), documents.document_starts.tolist()
-    out = ([], [], [], [], [])
+    out = []
     for _ in range(dupe_factor):
         for position in range(len(order)):
             _instances_from_document(
                 starts, document_starts, order, position, max_num_tokens, short_seq_prob, rng, out
             )
-    permutation = np.random.default_rng(rng.getrandbits(64)).permutation(len(out[0]))  # the final shuffle
-    columns = [np.asarray(column, np.int64)[permutation] for column in out]
+    permutation = np.random.default_rng(rng.getrandbits(64)).permutation(len(out))  # the final shuffle
+    columns = np.array(out, np.int64).reshape(-1, 5)[permutation].T  # [5, N]
     return InstanceSpans(*columns[:4], next_sentence_labels=columns[4].astype(np.int32))
 
 
