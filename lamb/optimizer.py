@@ -133,56 +133,35 @@ class LAMB(keras.optimizers.Optimizer):
     def update_step(self, gradient, variable, learning_rate):
         index = self._get_variable_index(variable)
         m_slot, v_slot = self._momentums[index], self._velocities[index]
-        g = tf.cast(tf.convert_to_tensor(gradient), tf.float32)  # densifies tf.IndexedSlices
-        w = tf.cast(variable, tf.float32)
-        b1, b2, eps = self.beta_1, self.beta_2, self.epsilon
-        decay = self.weight_decay if self._decays[index] else 0.0  # λ
-
-        # Moments: m = β1·m + (1 − β1)·g,  v = β2·v + (1 − β2)·g²
-        m = b1 * m_slot.value + (1.0 - b1) * g
-        v = b2 * v_slot.value + (1.0 - b2) * tf.square(g)
+        c1, c2 = self._bias_corrections()
+        # Tensors, not variables, go into the compiled function: a mirrored slot passed as a variable would
+        # be read from its primary copy on every replica's device.
+        m, v, ratio, w_new = _lamb_update(
+            tf.convert_to_tensor(gradient),  # densifies tf.IndexedSlices
+            tf.convert_to_tensor(variable),
+            tf.convert_to_tensor(m_slot.value),
+            tf.convert_to_tensor(v_slot.value),
+            tf.cast(learning_rate, tf.float32),
+            c1,
+            c2,
+            beta_1=self.beta_1,
+            beta_2=self.beta_2,
+            epsilon=self.epsilon,
+            weight_decay=self.weight_decay if self._decays[index] else 0.0,
+            adapt=self._adapts[index],
+            trust_ratio_bounds=self.trust_ratio_bounds,
+            on_cpu=_is_on_cpu(variable),
+        )
         self.assign(m_slot, m)
         self.assign(v_slot, v)
-
-        # Bias correction: m̂ = c1·m, v̂ = c2·v with c = 1 / (1 − β^t) (c = 1 without bias correction)
-        c1, c2 = self._bias_corrections()
-
-        # Adam ratio r = m̂ / (√v̂ + ε), plus decoupled weight decay: u = r + λ·w
-        u = (c1 * m) / (tf.sqrt(c2 * v) + eps)
-        if decay:
-            u += decay * w
-
-        # Trust ratio ρ = ‖w‖ / ‖u‖ (1 if either is 0), clipped to the bounds; 1 if excluded
-        ratio = self._trust_ratio(w, u, on_cpu=_is_on_cpu(variable)) if self._adapts[index] else 1.0
         self.assign(self._trust_ratios[index], ratio)
-
-        # Apply: w ← w − η·ρ·u. The same u, written with its scalars folded and √v̂ as √c2·√v: being a
-        # different expression, XLA recomputes it in this pass instead of keeping u in memory between
-        # the norm and the update (one write and one read of the variable's size fewer).
-        step = tf.cast(learning_rate, tf.float32) * ratio  # η·ρ
-        w_new = w - (step * c1) * m / (tf.sqrt(c2) * tf.sqrt(v) + eps)
-        if decay:
-            w_new -= (step * decay) * w
-        self.assign(variable, w_new)
+        self.assign(variable, tf.cast(w_new, variable.dtype))
 
     def _bias_corrections(self):
-        """c1 = 1 / (1 − β1^t), c2 = 1 / (1 − β2^t); without bias correction c = 1 / (1 − 0^t) = 1.
-
-        The "1" is computed rather than a constant so that XLA cannot fold it away: the update step
-        relies on √(c2·v) and √c2·√v being different expressions.
-        """
+        """c1 = 1 / (1 − β1^t), c2 = 1 / (1 − β2^t); without bias correction c = 1 / (1 − 0^t) = 1."""
         t = tf.cast(self.iterations + 1, tf.float32)
         b1, b2 = (self.beta_1, self.beta_2) if self.bias_correction else (0.0, 0.0)
         return 1.0 / (1.0 - tf.pow(b1, t)), 1.0 / (1.0 - tf.pow(b2, t))
-
-    def _trust_ratio(self, w, u, on_cpu):
-        w_squared_norm, u_squared_norm = _squared_norms(w, u, on_cpu)
-        w_norm, u_norm = tf.sqrt(w_squared_norm), tf.sqrt(u_squared_norm)
-        ratio = tf.where((w_norm > 0.0) & (u_norm > 0.0), w_norm / u_norm, 1.0)
-        if self.trust_ratio_bounds is not None:
-            low, high = self.trust_ratio_bounds
-            ratio = tf.clip_by_value(ratio, low, high)
-        return ratio
 
     # ------------------------------------------------------------------ telemetry and config
 
@@ -219,6 +198,67 @@ class LAMB(keras.optimizers.Optimizer):
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+@tf.function(jit_compile=True)
+def _lamb_update(
+    g,
+    w,
+    m,
+    v,
+    learning_rate,
+    c1,
+    c2,
+    *,
+    beta_1,
+    beta_2,
+    epsilon,
+    weight_decay,
+    adapt,
+    trust_ratio_bounds,
+    on_cpu,
+):
+    """The update of one variable: (m, v, trust ratio, new w), all float32, as one XLA computation.
+
+    Compiled on its own, the update reads g, w, m and v and writes m, v and w in a few fused loops whether or
+    not the surrounding step is compiled (op by op, TensorFlow would write every intermediate to memory).
+    XLA compiles it once per variable shape and setting, and inlines it into a step that is compiled whole.
+    """
+    g, w = tf.cast(g, tf.float32), tf.cast(w, tf.float32)
+    b1, b2, eps, decay = beta_1, beta_2, epsilon, weight_decay  # λ = decay
+
+    # Moments: m = β1·m + (1 − β1)·g,  v = β2·v + (1 − β2)·g²
+    m = b1 * m + (1.0 - b1) * g
+    v = b2 * v + (1.0 - b2) * tf.square(g)
+
+    # Bias correction: m̂ = c1·m, v̂ = c2·v with c = 1 / (1 − β^t) (c = 1 without bias correction).
+    # Adam ratio r = m̂ / (√v̂ + ε), plus decoupled weight decay: u = r + λ·w
+    u = (c1 * m) / (tf.sqrt(c2 * v) + eps)
+    if decay:
+        u += decay * w
+
+    # Trust ratio ρ = ‖w‖ / ‖u‖ (1 if either is 0), clipped to the bounds; 1 if excluded
+    ratio = _trust_ratio(w, u, trust_ratio_bounds, on_cpu) if adapt else tf.constant(1.0)
+
+    # Apply: w ← w − η·ρ·u. The same u, written with its scalars folded and √v̂ as √c2·√v: being a
+    # different expression, XLA recomputes it in this pass instead of keeping u in memory between the
+    # norm and the update (one write and one read of the variable's size fewer). c1 and c2 are inputs of
+    # the computation, so XLA cannot fold them (nor tell the two expressions equal) even when they are 1.
+    step = learning_rate * ratio  # η·ρ
+    w_new = w - (step * c1) * m / (tf.sqrt(c2) * tf.sqrt(v) + eps)
+    if decay:
+        w_new -= (step * decay) * w
+    return m, v, ratio, w_new
+
+
+def _trust_ratio(w, u, bounds, on_cpu):
+    w_squared_norm, u_squared_norm = _squared_norms(w, u, on_cpu)
+    w_norm, u_norm = tf.sqrt(w_squared_norm), tf.sqrt(u_squared_norm)
+    ratio = tf.where((w_norm > 0.0) & (u_norm > 0.0), w_norm / u_norm, 1.0)
+    if bounds is not None:
+        low, high = bounds
+        ratio = tf.clip_by_value(ratio, low, high)
+    return ratio
 
 
 def _squared_norms(w, u, on_cpu):
