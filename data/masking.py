@@ -111,16 +111,16 @@ def _greedy_fit(lengths, budget):
 
 def _random_subset(population, count, num_slots, seed):
     """`count` [B] distinct indices drawn uniformly from range(population) [B], in slots [B, num_slots]
-    (slots >= count hold junk): Floyd's algorithm, which for j = population - count, ..., population - 1
-    draws t uniformly from [0, j] and takes t, or j when t is already taken. It gives every subset of
-    `count` indices the same chance in `count` steps, without ordering all of them."""
-    j = (population - count)[:, None] + tf.range(num_slots)[None, :]  # [B, num_slots]
+    (slots >= count hold junk), by Floyd's algorithm: for s = 0, 1, ..., count - 1, with
+    j = population - count + s, draw t uniformly from [0, j] and take t, or j if t is already taken.
+    Every subset of `count` indices is equally likely, after `count` draws (no ordering of all of them)."""
+    j = (population - count)[:, None] + tf.range(num_slots)[None, :]  # [B, N]
     bits = tf.random.stateless_uniform(tf.shape(j), seed, minval=None, maxval=None, dtype=tf.uint32)
     product = tf.cast(bits, tf.int64) * tf.cast(j + 1, tf.int64)  # floor(bits * (j + 1) / 2**32) is in [0, j]
-    draws = tf.cast(tf.bitwise.right_shift(product, 32), tf.int32)
+    draws = tf.cast(tf.bitwise.right_shift(product, 32), tf.int32)  # [B, N]
     taken = []
     for t, j_s in zip(tf.unstack(draws, num_slots, axis=1), tf.unstack(j, num_slots, axis=1), strict=True):
-        if taken:
+        if taken:  # t, unless an earlier step took it
             t = tf.where(tf.reduce_any(tf.stack(taken, axis=1) == t[:, None], axis=1), j_s, t)
         taken.append(t)
     return tf.stack(taken, axis=1) if taken else tf.zeros_like(j)

@@ -130,6 +130,21 @@ def test_every_candidate_position_is_chosen_equally_often():
     np.testing.assert_allclose(counts[candidates], expected, rtol=0.08)  # 4.5 standard deviations
 
 
+def test_every_subset_of_candidates_is_chosen_equally_often():
+    # [CLS] a b [SEP] c d e [SEP]: 5 candidates; masked_lm_prob 0.4 of 8 tokens -> round(3.2) = 3 predictions,
+    # so each of the C(5, 3) = 10 subsets of positions {1, 2, 4, 5, 6} should come up 1/10 of the time.
+    ids = np.array([[CLS, 10, 11, SEP, 12, 13, 14, SEP]] * 20000, np.int32)
+    out = run(ids, config(masked_lm_prob=0.4, max_predictions_per_seq=4))
+    assert (out["masked_lm_weights"].sum(axis=1) == 3).all()
+    subsets = {}
+    for positions in out["masked_lm_positions"][:, :3].tolist():
+        subsets[tuple(positions)] = subsets.get(tuple(positions), 0) + 1
+    expected = {(a, b, c) for a in range(8) for b in range(a + 1, 8) for c in range(b + 1, 8)
+                if not {a, b, c} & {0, 3, 7}}  # fmt: skip
+    assert set(subsets) == expected and len(expected) == 10
+    np.testing.assert_allclose(list(subsets.values()), 2000, rtol=0.1)  # 4.7 standard deviations
+
+
 def test_random_replacements_come_from_random_token_ids_when_given():
     ids = sequences(3000, 20, 20, 48, np.random.default_rng(7))
     allowed = tuple(range(100, 110))
