@@ -24,6 +24,7 @@ row by row. The map entries are in key order, as `tf.train.Example.SerializeToSt
 writes them; the bytes are identical to its output.
 """
 
+import functools
 import os
 import uuid
 
@@ -55,26 +56,28 @@ def _varint(number):
 
 def _varints(values):
     """Varints of integers [B, n] (a negative int64 takes 10 bytes, its two's complement, as protobuf writes
-    int64). Returns (bytes [B, n, W] uint8, used [B, n, W] bool or None when all are, bytes of each row [B]);
-    W is the longest varint's length, a shorter varint leaves its last bytes unused."""
+    int64): (bytes [B, n, W] uint8, used [B, n, W] bool or None when all are, byte length of each row [B]).
+    W is the longest varint's length; a shorter varint uses the first bytes of its W."""
     values = np.asarray(values)
     B, n = values.shape
-    if values.dtype == bool or (values.size == 0 or (values.min() >= 0 and values.max() < 0x80)):
+    if values.dtype == bool or not values.size or 0 <= values.min() <= values.max() < 0x80:
         return values.astype(np.uint8)[:, :, None], None, np.full(B, n, np.int64)  # one byte each
     v = values.astype(np.uint64)  # two's complement for negative values
     width = -(-int(v.max()).bit_length() // 7)
     if width <= 4:
-        v = v.astype(np.uint32)  # same digits, faster
+        v = v.astype(np.uint32)  # the same digits, faster
     digits = np.empty((B, n, width), np.uint8)
     used = np.empty((B, n, width), bool)
     used[:, :, 0] = True
+    lengths = np.full(B, n, np.int64)
     for k in range(width):  # one byte plane at a time (a short innermost axis would make numpy slow)
         more = v >= 0x80
-        digits[:, :, k] = (v & 0x7F) | (more.view(np.uint8) << 7)
+        np.bitwise_or(v & 0x7F, more.view(np.uint8) << 7, out=digits[:, :, k], casting="unsafe")
         if k + 1 < width:
             used[:, :, k + 1] = more
-        v = v >> 7
-    return digits, used, used.sum(axis=(1, 2), dtype=np.int64)
+            lengths += np.count_nonzero(more, axis=1)
+        v >>= 7
+    return digits, used, lengths
 
 
 def _varint_lengths(values):
@@ -88,62 +91,69 @@ def _varint_lengths(values):
     return count
 
 
+@functools.cache
+def _constants(names):
+    """The bytes every record has, per feature: entry tag, key (and the tag of the entry's value), kind."""
+    keys = [
+        np.array([_FIELD_1, *_varint(len(name)), *name.encode("ascii"), _FIELD_2], np.uint8) for name in names
+    ]
+    kinds = [np.array([_FLOAT_LIST if name in FLOAT_FEATURES else _INT64_LIST], np.uint8) for name in names]
+    return np.array([_FIELD_1], np.uint8), keys, kinds
+
+
 def serialize_examples(features):
     """Serialized tf.train.Example records (a list of B `bytes`) from a dict of Google's features as
     arrays [B, n] (see the module docstring; `next_sentence_labels` may be [B] or [B, 1]): integers of
     any integer dtype are written as int64, `masked_lm_weights` as float32."""
-    names = sorted(FEATURE_NAMES)  # the map entries in key order
+    names = tuple(sorted(FEATURE_NAMES))  # the map entries in key order
     B = len(np.asarray(features["input_ids"]))
     if B == 0:
         return []
+    field_1, keys, kinds = _constants(names)
     values = [np.asarray(features[name]).reshape(B, -1) for name in names]
-    sizes = np.array([v.shape[1] for v in values])  # [7] values per feature
-
-    # Each feature's packed values, and the length of every enclosing message, innermost first ([B, 7]).
     payloads, payload_length = [], np.empty((B, len(names)), np.int64)
     for f, (name, v) in enumerate(zip(names, values, strict=True)):
-        if name in FLOAT_FEATURES:
-            payloads.append((np.ascontiguousarray(v, "<f4").view(np.uint8), None))  # little-endian float32
+        if name in FLOAT_FEATURES:  # little-endian float32
+            payloads.append((np.ascontiguousarray(v, "<f4").view(np.uint8), None))
             payload_length[:, f] = 4 * v.shape[1]
         else:
             digits, used, payload_length[:, f] = _varints(v)
             payloads.append((digits.reshape(B, -1), None if used is None else used.reshape(B, -1)))
-    keys = [[_FIELD_1, *_varint(len(name)), *name.encode("ascii"), _FIELD_2] for name in names]
-    list_length = np.where(sizes > 0, 1 + _varint_lengths(payload_length) + payload_length, 0)  # Int64List
+
+    # The byte length of every enclosing message, innermost first ([B, 7]: a column per feature).
+    has_values = np.array([v.shape[1] > 0 for v in values])  # an empty list has no field at all
+    list_length = np.where(has_values, 1 + _varint_lengths(payload_length) + payload_length, 0)  # Int64List
     feature_length = 1 + _varint_lengths(list_length) + list_length  # Feature
     entry_length = np.array([len(k) for k in keys]) + _varint_lengths(feature_length) + feature_length
     features_length = (1 + _varint_lengths(entry_length) + entry_length).sum(axis=1)  # Features
     record_length = 1 + _varint_lengths(features_length) + features_length  # Example
+    lengths = np.concatenate(
+        [features_length[:, None], entry_length, feature_length, list_length, payload_length], 1
+    )
+    digits, used, _ = _varints(lengths)  # [B, 29, W]
 
-    pieces = []  # (bytes [B, w], used [B, w] or None), in record order
+    def length(column):  # the varint piece of one of `lengths` columns
+        return digits[:, column], None if used is None else used[:, column]
 
-    def constant(byte_values):
-        pieces.append((np.broadcast_to(np.array(byte_values, np.uint8), (B, len(byte_values))), None))
-
-    def varints(lengths):  # [B, k] -> k pieces
-        digits, used, _ = _varints(lengths)
-        return [(digits[:, i], None if used is None else used[:, i]) for i in range(lengths.shape[1])]
-
-    constant([_FIELD_1])  # Example.features
-    pieces += varints(features_length[:, None])
-    entry, feature, value_list, payload = (varints(x) for x in (entry_length, feature_length, list_length,
-                                                                 payload_length))  # fmt: skip
-    for f, name in enumerate(names):
-        constant([_FIELD_1])  # Features.feature: a map entry
-        pieces.append(entry[f])
-        constant(keys[f])  # entry.key, then the tag of entry.value
-        pieces.append(feature[f])
-        constant([_FLOAT_LIST if name in FLOAT_FEATURES else _INT64_LIST])  # Feature.kind
-        pieces.append(value_list[f])
-        if sizes[f]:  # an empty list has no field at all
-            constant([_FIELD_1])  # the packed values
-            pieces.append(payload[f])
-            pieces.append(payloads[f])
-    data = np.concatenate([p for p, _ in pieces], axis=1)  # [B, sum of widths]
-    if any(used is not None for _, used in pieces):
-        used = np.concatenate([np.broadcast_to(True, p.shape) if u is None else u for p, u in pieces], axis=1)
-        data = np.compress(used.ravel(), data.ravel())  # the used bytes, row by row (faster than data[used])
-    buffer = data.tobytes()
+    # The pieces of a record in order: (bytes [B, w] or [w], used [B, w] or None when all are).
+    n = len(names)
+    pieces = [(field_1, None), length(0)]  # Example.features
+    for f in range(n):
+        pieces += [(field_1, None), length(1 + f)]  # Features.feature: a map entry
+        pieces += [(keys[f], None), length(1 + n + f)]  # entry.key, then entry.value: a Feature
+        pieces += [(kinds[f], None), length(1 + 2 * n + f)]  # Feature.kind: the value list
+        if has_values[f]:
+            pieces += [(field_1, None), length(1 + 3 * n + f), payloads[f]]  # the packed values
+    table = np.empty((B, sum(p.shape[-1] for p, _ in pieces)), np.uint8)  # the pieces side by side
+    keep = np.ones(table.shape, bool)
+    start = 0
+    for piece, piece_used in pieces:
+        end = start + piece.shape[-1]
+        table[:, start:end] = piece
+        if piece_used is not None:
+            keep[:, start:end] = piece_used
+        start = end
+    buffer = np.compress(keep.ravel(), table.ravel()).tobytes()  # the used bytes, row by row
     ends = np.cumsum(record_length).tolist()
     return [buffer[start:end] for start, end in zip([0, *ends[:-1]], ends, strict=True)]
 
