@@ -18,15 +18,16 @@ vocabulary learned from it, 64-token sequences, 10 masked positions, 4 shards) a
 every later invocation. Shards 0-2 train; shard 3 is held out and gives the final metrics (its stored masks,
 the same for every run). Training masks afresh every epoch (dynamic masking).
 
-Every run: BERT-tiny (L2 H128 A2) from the same initial weights (seed 0), the same data order, EPOCHS passes
-over the training shards, Google's BERT recipe otherwise (weight decay 0.01 except LayerNorm and biases,
-gradient clipped to global norm 1.0, betas 0.9 / 0.999, epsilon 1e-6), learning rate warmed up linearly
-from 0 over the warmup steps, then decayed to 0 with power 0.5 (the LAMB phase-1 recipe). The reference
-recipe is written for REFERENCE_BATCH_SIZE sequences: its peak learning rate (per optimizer, tuned with
---tune), REFERENCE_WARMUP_STEPS warmup steps and ceil(EPOCHS x training sequences / REFERENCE_BATCH_SIZE)
-steps. Each batch size gets that recipe rescaled by the trainer (lamb.scale_for_batch_size): learning rate
-x sqrt(k), total steps / k (rounded up), warmup steps unchanged. Batches larger than MICRO_BATCH_SIZE are
-reached by gradient accumulation of MICRO_BATCH_SIZE-sequence micro-batches (one update per global batch).
+Every run: BERT-tiny (L2 H128 A2) from the same initial weights (seed 0), the same data order, 8 passes
+(epochs) over the training shards, Google's BERT recipe otherwise (weight decay 0.01 except LayerNorm and
+biases, gradient clipped to global norm 1.0, betas 0.9 / 0.999, epsilon 1e-6), learning rate warmed up
+linearly from 0, then decayed to 0 with power 0.5 (the LAMB phase-1 recipe). The reference recipe is
+written for batch 32: a peak learning rate per optimizer (chosen with --tune), 4 warmup steps and
+ceil(8 epochs x training sequences / 32) steps. Every batch size gets that recipe rescaled by the trainer
+(`schedule.reference_batch_size`, i.e. lamb.scale_for_batch_size) with k = batch / 32: learning rate
+x sqrt(k), total steps / k (rounded up), warmup steps unchanged. Batches larger than 64 are reached by
+gradient accumulation of 64-sequence micro-batches (one update per global batch). The FULL and QUICK
+settings below hold these numbers; the command line can change them.
 
 Outputs (--out_dir, default docs/): batch_scaling.csv (one row per run), batch_scaling_curves.csv (the
 training masked-LM loss of every summary interval), batch_scaling_final_loss.png (held-out masked-LM loss
