@@ -15,6 +15,7 @@ four integers (start and length of A and of B) plus its label, and the token mat
 numpy per batch. Only the sentence lengths are touched in the Python loop.
 """
 
+import bisect
 import dataclasses
 
 import numpy as np
@@ -104,49 +105,47 @@ def _instances_from_document(
     a + int(random() * (b - a + 1)): uniform up to a relative bias of (b - a + 1) / 2**53, and several
     times faster than random.randint, which matters in this loop. Truncation takes each removed token from
     the front with probability 1/2: the front cut of n removed tokens is the number of 1 bits of
-    getrandbits(n).
+    getrandbits(n). Sentence runs are found by bisection on the token offsets instead of Google's loop over
+    sentences: the same chunks, the same random draws in the same order.
     """
     uniform, random_bits = rng.random, rng.getrandbits
     first, end = document_starts[order[position]], document_starts[order[position] + 1]
     target_length = max_num_tokens
     if uniform() < short_seq_prob:
         target_length = 2 + int(uniform() * (max_num_tokens - 1))  # randint(2, max_num_tokens)
-    chunk_first, chunk_length, i = first, 0, first
-    while i < end:
-        chunk_length += starts[i + 1] - starts[i]
-        if i == end - 1 or chunk_length >= target_length:
-            num_chunk_sentences = i + 1 - chunk_first
-            # A: the chunk's first randint(1, n - 1) sentences (all of a one-sentence chunk).
-            a_sentences = 1 + int(uniform() * (num_chunk_sentences - 1)) if num_chunk_sentences >= 2 else 1
-            a_start = starts[chunk_first]
-            a_length = starts[chunk_first + a_sentences] - a_start
-            if num_chunk_sentences == 1 or uniform() < 0.5:
-                is_random_next = 1
-                for _ in range(10):  # another document, if one turns up in 10 draws
-                    other = int(uniform() * len(order))
-                    if other != position:
-                        break
-                other_first, other_end = document_starts[order[other]], document_starts[order[other] + 1]
-                j = other_first + int(uniform() * (other_end - other_first))  # a random sentence of it
-                b_start = starts[j]
-                while True:  # whole sentences until B reaches its target length or the document ends
-                    j += 1
-                    if starts[j] - b_start >= target_length - a_length or j == other_end:
-                        break
-                b_length = starts[j] - b_start
-                i -= num_chunk_sentences - a_sentences  # the unused sentences start the next chunk
-            else:
-                is_random_next = 0
-                b_start = starts[chunk_first + a_sentences]
-                b_length = starts[i + 1] - b_start
-            new_a, new_b = a_length, b_length
-            if a_length + b_length > max_num_tokens:
-                new_a, new_b = truncated_lengths(a_length, b_length, max_num_tokens)
-            a_start += random_bits(a_length - new_a).bit_count()  # tokens cut from the front of A
-            b_start += random_bits(b_length - new_b).bit_count()
-            out.append((a_start, new_a, b_start, new_b, is_random_next))
-            chunk_first, chunk_length = i + 1, 0
-        i += 1
+    chunk_first = first
+    while chunk_first < end:
+        # The chunk: sentences from chunk_first until they reach target_length tokens or the document ends.
+        i = bisect.bisect_left(starts, starts[chunk_first] + target_length, chunk_first + 1, end) - 1
+        num_chunk_sentences = i + 1 - chunk_first
+        # A: the chunk's first randint(1, n - 1) sentences (all of a one-sentence chunk).
+        a_sentences = 1 + int(uniform() * (num_chunk_sentences - 1)) if num_chunk_sentences >= 2 else 1
+        a_start = starts[chunk_first]
+        a_length = starts[chunk_first + a_sentences] - a_start
+        if num_chunk_sentences == 1 or uniform() < 0.5:
+            is_random_next = 1
+            for _ in range(10):  # another document, if one turns up in 10 draws
+                other = int(uniform() * len(order))
+                if other != position:
+                    break
+            other_first, other_end = document_starts[order[other]], document_starts[order[other] + 1]
+            j = other_first + int(uniform() * (other_end - other_first))  # a random sentence of it
+            b_start = starts[j]
+            # Whole sentences until B reaches its target length or the document ends.
+            j = bisect.bisect_left(starts, b_start + target_length - a_length, j + 1, other_end)
+            b_length = starts[j] - b_start
+            i = chunk_first + a_sentences - 1  # the unused sentences start the next chunk
+        else:
+            is_random_next = 0
+            b_start = starts[chunk_first + a_sentences]
+            b_length = starts[i + 1] - b_start
+        new_a, new_b = a_length, b_length
+        if a_length + b_length > max_num_tokens:
+            new_a, new_b = truncated_lengths(a_length, b_length, max_num_tokens)
+        a_start += random_bits(a_length - new_a).bit_count()  # tokens cut from the front of A
+        b_start += random_bits(b_length - new_b).bit_count()
+        out.append((a_start, new_a, b_start, new_b, is_random_next))
+        chunk_first = i + 1
 
 
 def create_instance_spans(documents, *, max_seq_length, short_seq_prob, dupe_factor, rng):
