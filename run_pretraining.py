@@ -4,9 +4,13 @@
     python run_pretraining.py --config=phase2.yaml                        # batch 32768, seq 512, from phase 1
     python run_pretraining.py --config=demo.yaml                          # tiny BERT on the CPU, minutes
     python run_pretraining.py --config=phase1.yaml --set train.micro_batch_size=32 --model_dir=gs://b/run1
+    python run_pretraining.py --config=phase1.yaml --mode=eval --follow   # evaluate checkpoints as they come
+    python run_pretraining.py --config=phase1.yaml --mode=export --checkpoint=ckpt-2000
 
-A bad config, command line or data set is reported as one line on stderr with exit code 2.
-Every config key is listed in the help of --set (python run_pretraining.py --helpfull).
+A bad config, command line, data set or checkpoint, and a run whose loss stops being finite, are reported as
+one line on stderr with exit code 2. On SIGTERM a training run saves a checkpoint and exits with code 143;
+the same command resumes it. Every config key is listed in the help of --set
+(python run_pretraining.py --helpfull).
 """
 
 import os
@@ -40,15 +44,28 @@ flags.DEFINE_string(
 )
 flags.DEFINE_string("tpu", None, "Cloud TPU name or grpc:// address (sets runtime.tpu)")
 flags.DEFINE_string("num_gpus", None, "GPUs used by the mirrored strategy (sets runtime.num_gpus)")
+flags.DEFINE_string(
+    "checkpoint",
+    None,
+    "--mode=eval/export: a checkpoint name in model_dir (ckpt-2000) or a path; default the latest "
+    "(sets runtime.checkpoint)",
+)
+flags.DEFINE_bool(
+    "follow",
+    None,
+    "--mode=eval: evaluate each new checkpoint of model_dir until the final step (sets eval.follow)",
+)
 
 FLAGS = flags.FLAGS
 
-# The deployment flags are shorthands for config keys; given, they win over the file and --set.
-DEPLOYMENT_FLAGS = {
+# These flags are shorthands for config keys; given, they win over the file and --set.
+SHORTHAND_FLAGS = {
     "model_dir": "runtime.model_dir",
     "strategy": "runtime.strategy",
     "tpu": "runtime.tpu",
     "num_gpus": "runtime.num_gpus",
+    "checkpoint": "runtime.checkpoint",
+    "follow": "eval.follow",
 }
 
 
@@ -81,14 +98,18 @@ def main(argv):
         fail(f"--mode: expected one of {', '.join(trainer.MODES)}, got {FLAGS.mode!r}")
     show_progress_only()
     overrides = list(FLAGS.set)
-    for flag, key in DEPLOYMENT_FLAGS.items():
-        if FLAGS[flag].value is not None:
-            overrides.append(f"{key}={FLAGS[flag].value}")
+    for flag, key in SHORTHAND_FLAGS.items():
+        value = FLAGS[flag].value
+        if value is not None:
+            overrides.append(f"{key}={str(value).lower() if isinstance(value, bool) else value}")
     try:
         config = trainer.load_config(FLAGS.config, overrides)
         trainer.run(config, mode=FLAGS.mode)
     except trainer.USER_ERRORS as e:
         fail(e)
+    except trainer.Preempted as e:
+        logging.warning("%s", e)
+        sys.exit(trainer.PREEMPTED_EXIT_CODE)
 
 
 if __name__ == "__main__":

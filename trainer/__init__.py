@@ -5,29 +5,36 @@ result = trainer.train(config)          # or trainer.run(config, mode="train" | 
 """
 
 from trainer.config import Config, load_config
-from trainer.errors import USER_ERRORS, ConfigError, UserError
-from trainer.evaluate import evaluate
+from trainer.errors import USER_ERRORS, ConfigError, NonFiniteError, UserError
+from trainer.evaluate import evaluate, follow_checkpoints
 from trainer.export import export_model
+from trainer.optimizers import make_optimizer
 from trainer.plan import BatchPlan, SchedulePlan, plan_batches, plan_schedule
-from trainer.run import MODES, export_latest, run
+from trainer.preemption import PREEMPTED_EXIT_CODE, Preempted
+from trainer.run import MODES, export_checkpoint, run
 from trainer.step import TrainStep, use_reduced_gradients
 from trainer.strategy import make_strategy
 from trainer.train import TrainResult, train
 
 __all__ = [
     "MODES",
+    "PREEMPTED_EXIT_CODE",
     "USER_ERRORS",
     "BatchPlan",
     "Config",
     "ConfigError",
+    "NonFiniteError",
+    "Preempted",
     "SchedulePlan",
     "TrainResult",
     "TrainStep",
     "UserError",
     "evaluate",
-    "export_latest",
+    "export_checkpoint",
     "export_model",
+    "follow_checkpoints",
     "load_config",
+    "make_optimizer",
     "make_strategy",
     "plan_batches",
     "plan_schedule",

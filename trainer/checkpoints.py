@@ -1,15 +1,22 @@
 """Checkpoints: save every N steps and at the end, resume from the latest, start from init_checkpoint.
 
 model_dir/
-    ckpt-<step>.index, ckpt-<step>.data-*     model variables, optimizer (moments, iterations), step counter
+    ckpt-<step>.index, ckpt-<step>.data-*     model variables, optimizer (moments, iterations, loss scale),
+                                              step counter
     checkpoint                                the CheckpointManager's list of the kept ones
-    data/<task>/data-<step>.*                 the input iterators of each task (one per worker process), so
+    data/<task>/data-<step>.*, checkpoint     the input iterators of each task (one per worker process), so
                                               a resumed run reads on from the same position
 
-The data position is written before the model checkpoint of the same step, so the latest model checkpoint
-always has its data position. In a multi-worker run every worker takes part in saving (as
-MultiWorkerMirroredStrategy requires), but only the chief's copy goes to model_dir; the others write to a
-scratch directory that is deleted. model_dir must then be storage all workers share (GCS, NFS).
+A checkpoint is complete or ignored, whatever moment the process is killed at. TensorFlow writes a
+checkpoint's files first and then the `checkpoint` list file (atomically: a temporary file renamed), and
+only what that list names is ever restored. The data position of a step is written, with its own list,
+before the model checkpoint of that step, and one more data position than model checkpoints is kept, so
+the newest listed model checkpoint always has its listed data position, even when the process was killed
+between the two saves.
+
+In a multi-worker run every worker takes part in saving (as MultiWorkerMirroredStrategy requires), but only
+the chief's copy goes to model_dir; the others write to a scratch directory that is deleted. model_dir must
+then be storage all workers share (GCS, NFS).
 """
 
 import os
@@ -44,6 +51,7 @@ class Checkpoints:
         self.model_dir = model_dir
         self.model = model
         self.step = step
+        self.last_saved_step = None
         self.chief = is_chief(strategy)
         self.checkpoint = tf.train.Checkpoint(
             **{MODEL_KEY: model_variables(model)}, optimizer=optimizer, step=step
@@ -57,7 +65,7 @@ class Checkpoints:
         self.data_manager = tf.train.CheckpointManager(
             input_checkpoint,
             os.path.join(model_dir, DATA_CHECKPOINT_NAME, task_name(strategy)),
-            max_to_keep=keep,
+            max_to_keep=keep + 1,  # see the module docstring
             checkpoint_name=DATA_CHECKPOINT_NAME,
         )
 
@@ -70,36 +78,51 @@ class Checkpoints:
         path = self.latest()
         if path is None:
             return None
-        self.checkpoint.restore(path).assert_existing_objects_matched()
-        step = int(self.step.numpy())
+        try:
+            self.checkpoint.restore(path).assert_existing_objects_matched()
+        except (AssertionError, ValueError, tf.errors.OpError) as e:
+            message = str(e).strip().splitlines()[0]
+            raise UserError(
+                f"{path} does not fit this run (another model.bert_config, optimizer.name or "
+                f"runtime.mixed_precision than the run that wrote it?): {message}"
+            ) from None
+        step = self.last_saved_step = int(self.step.numpy())
         data_path = os.path.join(self.data_manager.directory, f"{DATA_CHECKPOINT_NAME}-{step}")
-        if tf.io.gfile.exists(f"{data_path}.index"):
+        if data_path in self.data_manager.checkpoints:  # listed: complete
             try:
                 self.input_checkpoint.restore(data_path).assert_consumed()
-            except AssertionError:
+            except (AssertionError, ValueError, tf.errors.OpError):
                 raise UserError(
-                    f"{data_path} holds the input position of another set-up (number of input hosts); "
-                    f"delete {self.data_manager.directory} to restart the input from the beginning"
+                    f"{data_path} holds the input position of another set-up (number of input hosts or "
+                    f"training files); delete {self.data_manager.directory} to restart the input from the "
+                    f"beginning"
                 ) from None
             logging.info("resumed from %s at step %d, with the data position of that step", path, step)
         else:
             logging.warning(
-                "resumed from %s at step %d, but %s is missing: the input starts again from the beginning "
-                "of its (shuffled) data",
+                "resumed from %s at step %d, but %s has no data position of that step: the input starts "
+                "again from the beginning of its (shuffled) data",
                 path,
                 step,
-                data_path,
+                self.data_manager.directory,
             )
         return step
 
     def save(self):
-        """Saves the data position, then model/optimizer/step, at the current step."""
+        """Saves the data position, then model/optimizer/step, at the current step (once per step).
+
+        Returns the path of the model checkpoint in model_dir (written by the chief).
+        """
         step = int(self.step.numpy())
+        path = os.path.join(self.model_dir, f"{CHECKPOINT_NAME}-{step}")
+        if step == self.last_saved_step:
+            return path
         self.data_manager.save(checkpoint_number=step)
-        path = self.manager.save(checkpoint_number=step)
+        self.manager.save(checkpoint_number=step)
         if self._scratch is not None:
             tf.io.gfile.rmtree(self._scratch)
-        return path if self.chief else None
+        self.last_saved_step = step
+        return path
 
 
 def is_google_checkpoint(path):
@@ -149,11 +172,25 @@ def load_init_checkpoint(model, path):
     return prefix
 
 
-def restore_model(model, model_dir):
-    """Loads the model weights of the latest checkpoint in `model_dir`; returns (its path, its step)."""
-    path = tf.train.latest_checkpoint(model_dir)
-    if path is None:
-        raise UserError(f"runtime.model_dir: no checkpoint in {model_dir}")
+def find_checkpoint(model_dir, checkpoint=None):
+    """The checkpoint prefix to read: the latest in `model_dir`, or `checkpoint` (a name in model_dir such
+    as "ckpt-2000", or a path prefix)."""
+    if checkpoint is None:
+        path = tf.train.latest_checkpoint(model_dir)
+        if path is None:
+            raise UserError(f"runtime.model_dir: no checkpoint in {model_dir}")
+        return path
+    for path in (os.path.join(model_dir, checkpoint), checkpoint):
+        if tf.io.gfile.exists(f"{path}.index"):
+            return path
+    state = tf.train.get_checkpoint_state(model_dir)
+    kept = ", ".join(os.path.basename(p) for p in state.all_model_checkpoint_paths) if state else "none"
+    raise UserError(f"runtime.checkpoint: no checkpoint {checkpoint} in {model_dir} (kept there: {kept})")
+
+
+def restore_model(model, model_dir, checkpoint=None):
+    """Loads the model weights of a checkpoint (`find_checkpoint`); returns (its path, its step)."""
+    path = find_checkpoint(model_dir, checkpoint)
     step = tf.Variable(0, dtype=tf.int64, trainable=False)
     status = tf.train.Checkpoint(**{MODEL_KEY: model_variables(model)}, step=step).read(path)
     status.expect_partial()  # the optimizer is not needed

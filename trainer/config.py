@@ -1,8 +1,9 @@
 """The configuration of a pretraining run: YAML loaded strictly into typed dataclasses.
 
-A config file has up to six sections (model, data, optimizer, schedule, train, runtime); a missing section
-or key takes its default, except the keys marked required. Loading is strict: an unknown key, a value of the
-wrong type or a bad value raises ConfigError with one line naming the key and what was expected, e.g.
+A config file has up to seven sections (model, data, optimizer, schedule, train, runtime, eval); a missing
+section or key takes its default, except the keys marked required. Loading is strict: an unknown key, a
+value of the wrong type or a bad value raises ConfigError with one line naming the key and what was
+expected, e.g.
 
     configs/phase1.yaml: optimizer.weight_dacay: unknown key; did you mean weight_decay?
 
@@ -12,6 +13,7 @@ wrong type or a bad value raises ConfigError with one line naming the key and wh
 
 import dataclasses
 import difflib
+import math
 import pathlib
 import re
 import types
@@ -73,6 +75,10 @@ def bounds(pair):
     if len(pair) == 2 and 0.0 <= pair[0] <= pair[1]:
         return None
     return "[minimum, maximum] with 0 <= minimum <= maximum"
+
+
+def power_of_two(value):
+    return None if value > 0 and math.frexp(value)[0] == 0.5 else "a power of two (exact unscaling)"
 
 
 def not_empty(text):
@@ -225,6 +231,11 @@ class TrainConfig:
         at_least(1),
     )
     keep_checkpoints: int = key(3, "checkpoints kept in model_dir (older ones are deleted)", at_least(1))
+    export_saved_model: bool = key(
+        True,
+        "the export (at the end of training and by --mode=export) also holds a SavedModel of the encoder "
+        "for serving (export/saved_model)",
+    )
     seed: int = key(0, "seed of the initial weights and of dropout")
 
 
@@ -241,9 +252,33 @@ class RuntimeConfig:
     tpu: str | None = key(None, "TPU name or grpc:// address for strategy tpu (--tpu overrides)", not_empty)
     num_gpus: int | None = key(None, "GPUs used by mirrored; null: all (--num_gpus overrides)", at_least(0))
     mixed_precision: Literal[PRECISIONS] = key(
-        "float32", "float32, mixed_bfloat16 or mixed_float16 (master weights stay float32)"
+        "float32",
+        "float32, mixed_bfloat16 or mixed_float16 (with dynamic loss scaling); weights, optimizer state "
+        "and trust ratios stay float32",
+    )
+    initial_loss_scale: float = key(2.0**15, "mixed_float16: the loss scale at the start", power_of_two)
+    loss_scale_growth_steps: int = key(
+        2000, "mixed_float16: finite steps after which the loss scale doubles", at_least(1)
     )
     jit_compile: bool = key(False, "compile the forward/backward pass with XLA")
+    checkpoint: str | None = key(
+        None,
+        "the checkpoint --mode=eval and --mode=export read: a name in model_dir (ckpt-2000) or a path "
+        "prefix; null: the latest (--checkpoint overrides)",
+        not_empty,
+    )
+
+
+@dataclasses.dataclass(kw_only=True)
+class EvalConfig:
+    follow: bool = key(
+        False,
+        "--mode=eval: evaluate each new checkpoint of model_dir as it appears, until the one of the "
+        "final step (--follow overrides)",
+    )
+    follow_timeout_seconds: int = key(
+        3600, "--mode=eval with follow: stop after waiting this long for a new checkpoint", at_least(1)
+    )
 
 
 @dataclasses.dataclass(kw_only=True)
@@ -254,10 +289,11 @@ class Config:
     schedule: ScheduleConfig = key(REQUIRED, "the learning-rate schedule")
     train: TrainConfig = key(REQUIRED, "batch sizes, steps, logging and checkpoint intervals")
     runtime: RuntimeConfig = key(dataclasses.MISSING, "where and how the run executes")
+    eval: EvalConfig = key(dataclasses.MISSING, "--mode=eval")
 
 
 # Sections whose every key has a default may be left out of a file.
-OPTIONAL_SECTIONS = ("optimizer", "runtime")
+OPTIONAL_SECTIONS = ("optimizer", "runtime", "eval")
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -14,5 +14,10 @@ class ConfigError(UserError, ValueError):
     """A config key is unknown, missing, of the wrong type or has a bad value; the message names the key."""
 
 
+class NonFiniteError(UserError):
+    """The loss or the gradient norm is not finite: the run stopped without saving (the message names the
+    step and the checkpoint that stays)."""
+
+
 # The exception types that mean "bad input": the message alone tells the user what to change.
 USER_ERRORS = (UserError, DataConfigError)

@@ -1,8 +1,15 @@
 """--mode=eval (and the end of a run with data.eval_files): Google's pretraining metrics on held-out data.
 
-One pass over every record of data.eval_files with the latest checkpoint of model_dir, on one device. Next to
-the masked-LM accuracy it reports the accuracy of always predicting the most frequent masked token of the
-same data, the floor a model must clear to have learned anything beyond token frequencies.
+One pass over every record of data.eval_files with a checkpoint of model_dir (the latest, or
+runtime.checkpoint), on one device: masked-LM loss and accuracy (weighted by masked_lm_weights, as Google's
+`metric_fn`), next-sentence loss and accuracy, and the total loss. Next to the masked-LM accuracy it
+reports the accuracy of always predicting the most frequent masked token of the same data, the floor a model
+must clear to have learned anything beyond token frequencies. The numbers are logged and written to
+TensorBoard (model_dir/eval) at the checkpoint's step.
+
+With eval.follow the evaluation follows a training run: it evaluates each checkpoint as it appears in
+model_dir (tf.train.checkpoints_iterator) and stops after the checkpoint of the run's final step, or when no
+new checkpoint came for eval.follow_timeout_seconds.
 """
 
 import os
@@ -17,6 +24,7 @@ from trainer.checkpoints import restore_model
 from trainer.errors import ConfigError
 from trainer.export import find_vocab_file
 from trainer.model import load_bert_config
+from trainer.plan import plan_schedule
 from trainer.summaries import Summaries
 
 EVAL_SUMMARY_DIR_NAME = "eval"
@@ -37,60 +45,104 @@ def token_name(vocab_file, token_id):
     return repr(tokens[token_id]) if token_id < len(tokens) else f"id {token_id}"
 
 
-def evaluate(config):
-    """Masked-LM and next-sentence loss and accuracy over every record of data.eval_files, once.
+class Evaluator:
+    """The model and the held-out data of `config`, evaluated at one checkpoint after another."""
 
-    Runs on one device with batches of train.micro_batch_size sequences; the numbers are logged and written
-    to TensorBoard (model_dir/eval) at the step of the evaluated checkpoint. Returns the metrics, with
-    `masked_lm_majority_accuracy` (always the most frequent masked token) and `sequences`.
-    """
-    model_dir, data_config = config.runtime.model_dir, config.data
-    if not model_dir:
-        raise ConfigError("runtime.model_dir: missing (give --model_dir or set runtime.model_dir)")
-    if not data_config.eval_files:
-        raise ConfigError("data.eval_files: missing (evaluation reads held-out TFRecords from it)")
-    bert_config = load_bert_config(config.model)
-    model = bert.BertPretrainingModel(bert_config, dtype=config.runtime.mixed_precision)
-    path, step = restore_model(model, model_dir)
-    dataset = data.pretraining_dataset(
-        [pattern.strip() for pattern in data_config.eval_files.split(",") if pattern.strip()],
-        config.train.micro_batch_size,
-        data_config.max_seq_length,
-        data_config.max_predictions_per_seq,
-        is_training=False,
-        vocab_size=bert_config.vocab_size,
-    )
+    def __init__(self, config):
+        self.config = config
+        self.model_dir, data_config = config.runtime.model_dir, config.data
+        if not self.model_dir:
+            raise ConfigError("runtime.model_dir: missing (give --model_dir or set runtime.model_dir)")
+        if not data_config.eval_files:
+            raise ConfigError("data.eval_files: missing (evaluation reads held-out TFRecords from it)")
+        bert_config = load_bert_config(config.model)
+        self.vocab_size = bert_config.vocab_size
+        self.model = bert.BertPretrainingModel(bert_config, dtype=config.runtime.mixed_precision)
+        try:
+            self.dataset = data.pretraining_dataset(
+                [pattern.strip() for pattern in data_config.eval_files.split(",") if pattern.strip()],
+                config.train.micro_batch_size,
+                data_config.max_seq_length,
+                data_config.max_predictions_per_seq,
+                is_training=False,
+                vocab_size=self.vocab_size,
+            )
+        except data.DataConfigError as e:
+            raise data.DataConfigError(f"data.eval_files: {e}") from None
+        self.vocab_file = find_vocab_file(data_config.vocab_file, data_config.eval_files)
+        self.summaries = Summaries(os.path.join(self.model_dir, EVAL_SUMMARY_DIR_NAME))
+        self._batch_sums = tf.function(
+            lambda batch: bert.pretraining_sums(self.model(batch, training=False), batch)
+        )
 
-    @tf.function
-    def batch_sums(batch):
-        return bert.pretraining_sums(model(batch, training=False), batch)
+    def evaluate(self, checkpoint=None):
+        """Metrics of one checkpoint (`find_checkpoint`); returns (metrics, its step)."""
+        path, step = restore_model(self.model, self.model_dir, checkpoint)
+        sums = dict.fromkeys(bert.SUM_KEYS, 0.0)
+        token_counts = np.zeros(self.vocab_size)
+        for batch in self.dataset:
+            sums = bert.add_sums(sums, self._batch_sums(batch))
+            ids, weights = batch["masked_lm_ids"].numpy().ravel(), batch["masked_lm_weights"].numpy().ravel()
+            token_counts += np.bincount(ids, weights=weights, minlength=self.vocab_size)
+        metrics = {name: float(value) for name, value in bert.pretraining_metrics(sums).items()}
+        baseline, token_id = majority_baseline(token_counts)
+        metrics["masked_lm_majority_accuracy"] = baseline
+        metrics["sequences"] = float(sums["nsp_count"])
 
-    sums = dict.fromkeys(bert.SUM_KEYS, 0.0)
-    token_counts = np.zeros(bert_config.vocab_size)
-    for batch in dataset:
-        sums = bert.add_sums(sums, batch_sums(batch))
-        ids, weights = batch["masked_lm_ids"].numpy().ravel(), batch["masked_lm_weights"].numpy().ravel()
-        token_counts += np.bincount(ids, weights=weights, minlength=bert_config.vocab_size)
-    metrics = {name: float(value) for name, value in bert.pretraining_metrics(sums).items()}
-    baseline, token_id = majority_baseline(token_counts)
-    metrics["masked_lm_majority_accuracy"] = baseline
-    metrics["sequences"] = float(sums["nsp_count"])
+        logging.info(
+            "eval of %s (step %d) on %d held-out sequences: %s",
+            path,
+            step,
+            int(metrics["sequences"]),
+            "  ".join(f"{name} {metrics[name]:.4f}" for name in bert.pretraining_metrics(sums)),
+        )
+        logging.info(
+            "held-out masked-LM accuracy %.4f; always predicting the most frequent masked token (%s) gives "
+            "%.4f",
+            metrics["masked_lm_accuracy"],
+            token_name(self.vocab_file, token_id),
+            baseline,
+        )
+        self.summaries.scalars(step, metrics)
+        self.summaries.flush()
+        return metrics, step
 
-    logging.info(
-        "eval of %s (step %d) on %d held-out sequences: %s",
-        path,
-        step,
-        int(metrics["sequences"]),
-        "  ".join(f"{name} {metrics[name]:.4f}" for name in bert.pretraining_metrics(sums)),
-    )
-    vocab_file = find_vocab_file(data_config.vocab_file, data_config.eval_files)
-    logging.info(
-        "held-out masked-LM accuracy %.4f; always predicting the most frequent masked token (%s) gives %.4f",
-        metrics["masked_lm_accuracy"],
-        token_name(vocab_file, token_id),
-        baseline,
-    )
-    summaries = Summaries(os.path.join(model_dir, EVAL_SUMMARY_DIR_NAME))
-    summaries.scalars(step, metrics)
-    summaries.flush()
+
+def evaluate(config, checkpoint=None):
+    """Masked-LM and next-sentence loss and accuracy over every record of data.eval_files, once, with the
+    checkpoint `checkpoint` (default: runtime.checkpoint, else the latest). Returns the metrics, with
+    `masked_lm_majority_accuracy` (always the most frequent masked token) and `sequences`."""
+    metrics, _ = Evaluator(config).evaluate(checkpoint or config.runtime.checkpoint)
     return metrics
+
+
+def follow_checkpoints(config, poll_seconds=1.0):
+    """Evaluates each checkpoint of model_dir as it appears, until the one of the run's final step (or
+    eval.follow_timeout_seconds without a new one). Returns {step: metrics}."""
+    evaluator = Evaluator(config)
+    final_step = plan_schedule(config.schedule, config.train).train_steps
+    timeout = config.eval.follow_timeout_seconds
+    logging.info(
+        "following the checkpoints of %s until step %d (giving up after %d s without a new one)",
+        evaluator.model_dir,
+        final_step,
+        timeout,
+    )
+    results = {}
+    checkpoints = tf.train.checkpoints_iterator(
+        evaluator.model_dir, min_interval_secs=poll_seconds, timeout=timeout
+    )
+    for path in checkpoints:
+        try:
+            if not tf.io.gfile.exists(f"{path}.index"):
+                raise tf.errors.NotFoundError(None, None, path)
+            metrics, step = evaluator.evaluate(path)
+        except tf.errors.NotFoundError:  # deleted (train.keep_checkpoints) before it could be read
+            logging.warning("%s was deleted before it could be evaluated", path)
+            continue
+        results[step] = metrics
+        if step >= final_step:
+            logging.info("evaluated the checkpoint of the final step %d", step)
+            return results
+    logging.warning("no new checkpoint in %s for %d s: stopped following", evaluator.model_dir, timeout)
+    return results

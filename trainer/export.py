@@ -1,11 +1,21 @@
-"""Export of a trained model in Google BERT's format: what Google's and Hugging Face's code load.
+"""Export of a trained model: Google BERT's format (what Google's and Hugging Face's code load) and a
+SavedModel of the encoder for serving.
 
 model_dir/export/bert_model.ckpt.index, .data-00000-of-00001   Google's variable names and shapes
 model_dir/export/bert_config.json
 model_dir/export/vocab.txt                                     the vocabulary of the training data
+model_dir/export/saved_model/                                  the encoder, signature "serving_default":
+    int32 input_ids, input_mask, segment_ids [batch, length] -> float32 sequence_output [batch, length,
+    hidden], pooled_output [batch, hidden]
+
+An export is never half-written where it looks complete: it is written into a temporary directory beside
+model_dir/export, which then replaces the old export (two renames). On another filesystem (gs://), where
+directories cannot be renamed, the files are copied with the checkpoint index and saved_model.pb last (a
+checkpoint without its index, or a SavedModel without its .pb, is not loadable).
 """
 
 import os
+import shutil
 import tempfile
 
 import tensorflow as tf
@@ -17,6 +27,9 @@ import data
 EXPORT_DIR_NAME = "export"
 CHECKPOINT_PREFIX = "bert_model.ckpt"
 VOCAB_FILE_NAME = "vocab.txt"
+SAVED_MODEL_DIR_NAME = "saved_model"
+SERVING_SIGNATURE = "serving_default"
+_WRITTEN_LAST = (".index", "saved_model.pb")
 
 
 def find_vocab_file(vocab_file, train_files):
@@ -30,31 +43,90 @@ def find_vocab_file(vocab_file, train_files):
     return os.path.join(data.meta_directory(first_pattern), meta["vocab_file"])
 
 
-def export_model(model, model_dir, vocab_file=None):
-    """Writes the Google-format checkpoint, bert_config.json and vocab.txt; returns the export directory.
+class ServingEncoder(tf.Module):
+    """The BERT encoder behind a serving signature with Google's input names."""
 
-    bert.save_google_checkpoint writes local files; for a model_dir on another filesystem (gs://) the export
-    is written to a local temporary directory and copied over, the checkpoint index last (a checkpoint
-    without its index is not a checkpoint, so an interrupted copy never looks complete).
-    """
+    def __init__(self, encoder):
+        super().__init__(name="bert_encoder")
+        self.encoder = encoder
+
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([None, None], tf.int32, name="input_ids"),
+            tf.TensorSpec([None, None], tf.int32, name="input_mask"),
+            tf.TensorSpec([None, None], tf.int32, name="segment_ids"),
+        ]
+    )
+    def serve(self, input_ids, input_mask, segment_ids):
+        features = {"input_ids": input_ids, "input_mask": input_mask, "segment_ids": segment_ids}
+        outputs = self.encoder(features, training=False)
+        return {name: tf.cast(outputs[name], tf.float32) for name in ("sequence_output", "pooled_output")}
+
+
+def float32_copy(model):
+    """`model` itself when it computes in float32, else a float32 model holding its weights."""
+    if model.dtype_policy.compute_dtype == "float32":
+        return model
+    copy = bert.BertPretrainingModel(model.config)
+    copy.set_weights([v.numpy() for v in model.weights])
+    return copy
+
+
+def export_model(model, model_dir, vocab_file=None, saved_model=True):
+    """Writes the Google-format checkpoint, bert_config.json, vocab.txt and (if `saved_model`) the serving
+    SavedModel of `model` to model_dir/export; returns that directory."""
     export_dir = os.path.join(model_dir, EXPORT_DIR_NAME)
     if "://" in export_dir:
         with tempfile.TemporaryDirectory() as local_dir:
-            _write_export(model, local_dir, vocab_file)
-            tf.io.gfile.makedirs(export_dir)
-            names = sorted(os.listdir(local_dir), key=lambda name: name.endswith(".index"))
-            for name in names:
-                tf.io.gfile.copy(os.path.join(local_dir, name), f"{export_dir}/{name}", overwrite=True)
+            _write_export(model, local_dir, vocab_file, saved_model)
+            _copy_tree(local_dir, export_dir)
     else:
-        _write_export(model, export_dir, vocab_file)
-    logging.info("exported the model to %s (Google BERT checkpoint, bert_config.json, vocab.txt)", export_dir)
+        os.makedirs(model_dir, exist_ok=True)
+        staging = tempfile.mkdtemp(prefix=f".{EXPORT_DIR_NAME}.tmp-", dir=model_dir)
+        try:
+            _write_export(model, staging, vocab_file, saved_model)
+            _replace_directory(staging, export_dir)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    what = "Google BERT checkpoint, bert_config.json, vocab.txt" + (", SavedModel" if saved_model else "")
+    logging.info("exported the model to %s (%s)", export_dir, what)
     return export_dir
 
 
-def _write_export(model, export_dir, vocab_file):
+def _write_export(model, export_dir, vocab_file, saved_model):
     os.makedirs(export_dir, exist_ok=True)
     if vocab_file:
         tf.io.gfile.copy(vocab_file, os.path.join(export_dir, VOCAB_FILE_NAME), overwrite=True)
     else:
         logging.warning("no vocabulary file known (set data.vocab_file): the export has no vocab.txt")
     bert.save_google_checkpoint(model, os.path.join(export_dir, CHECKPOINT_PREFIX))
+    if saved_model:
+        module = ServingEncoder(float32_copy(model).encoder)
+        tf.saved_model.save(
+            module,
+            os.path.join(export_dir, SAVED_MODEL_DIR_NAME),
+            signatures={SERVING_SIGNATURE: module.serve},
+        )
+
+
+def _replace_directory(staging, export_dir):
+    """Puts the finished `staging` directory in place of `export_dir` (an old export is removed after)."""
+    old = None
+    if os.path.exists(export_dir):
+        old = f"{staging}.old"
+        os.rename(export_dir, old)
+    os.rename(staging, export_dir)
+    if old is not None:
+        shutil.rmtree(old)
+
+
+def _copy_tree(local_dir, remote_dir):
+    """Copies every file of `local_dir` to `remote_dir`, the files that make an export loadable last."""
+    files = []
+    for root, _, names in os.walk(local_dir):
+        files.extend(os.path.relpath(os.path.join(root, name), local_dir) for name in names)
+    files.sort(key=lambda name: name.endswith(_WRITTEN_LAST))
+    for name in files:
+        target = f"{remote_dir}/{name}"
+        tf.io.gfile.makedirs(os.path.dirname(target))
+        tf.io.gfile.copy(os.path.join(local_dir, name), target, overwrite=True)

@@ -1,11 +1,11 @@
-"""The BERT model of a run: its BertConfig from `model.bert_config` and its dtype policy."""
+"""The BERT model of a run: its BertConfig from `model.bert_config`."""
 
 import dataclasses
 import os
 
 import bert
 from trainer.config import CONFIG_DIR
-from trainer.errors import ConfigError, UserError
+from trainer.errors import ConfigError
 
 BERT_SIZES_DIR = CONFIG_DIR / "bert"
 
@@ -26,12 +26,3 @@ def load_bert_config(model_config):
     except ValueError as e:
         raise ConfigError(f"model.bert_config: {e}") from None
     return bert_config
-
-
-def model_dtype_policy(mixed_precision):
-    if mixed_precision == "mixed_float16":
-        raise UserError(
-            "runtime.mixed_precision: mixed_float16 needs dynamic loss scaling, which this version does not "
-            "have yet; use mixed_bfloat16 or float32"
-        )
-    return mixed_precision

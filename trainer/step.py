@@ -19,8 +19,16 @@ Keras' optimizer.apply() in a replica context would all-reduce the gradients onc
 `global_clipnorm` per replica, BEFORE reducing: keras/src/optimizers/base_optimizer.py `_clip_gradients`
 runs ahead of keras/src/backend/tensorflow/optimizer.py `_all_reduce_sum_gradients`). So the optimizer is
 built without Keras clipping and `use_reduced_gradients` turns its all-reduce off.
+
+Dynamic loss scaling (mixed_float16: the optimizer is a keras.optimizers.LossScaleOptimizer): every
+micro-batch's loss term is multiplied by the current scale S before its gradient is taken, so small float16
+gradients do not flush to zero. After the all-reduce the global gradient is divided by S (exactly: S is a
+power of two), its global norm is taken and it is clipped, as without scaling. The LossScaleOptimizer then
+gets the clipped gradient times S back (it divides by S itself): when any value is not finite it skips the
+update and halves S, otherwise it updates and, after `dynamic_growth_steps` finite steps, doubles S.
 """
 
+import keras
 import tensorflow as tf
 
 import bert
@@ -60,11 +68,16 @@ def split_micro_batches(features, accumulation_steps):
     }
 
 
+def is_loss_scaling(optimizer):
+    return isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+
+
 class TrainStep:
     """The replica function of one optimizer step (call it inside `strategy.run`).
 
     Returns {"sums": this replica's loss and accuracy sums (bert.SUM_KEYS), "gradient_norm": the global
-    norm of the global gradient before clipping}.
+    norm of the global gradient before clipping (unscaled), "applied": 1.0 when the optimizer updated the
+    weights, 0.0 when a LossScaleOptimizer skipped the step (always 1.0 without loss scaling)}.
     """
 
     def __init__(
@@ -72,6 +85,7 @@ class TrainStep:
     ):
         self.model = model
         self.optimizer = use_reduced_gradients(optimizer)
+        self.loss_scaling = is_loss_scaling(optimizer)
         self.global_batch_size = global_batch_size
         self.accumulation_steps = accumulation_steps
         self.clip_global_norm = clip_global_norm
@@ -83,19 +97,29 @@ class TrainStep:
         local_weight_sum = tf.reduce_sum(features["masked_lm_weights"])
         mlm_weight_sum = replica.all_reduce(tf.distribute.ReduceOp.SUM, local_weight_sum)
         nsp_count = tf.constant(float(self.global_batch_size))
+        # S, the loss scale (1 without loss scaling): read once, the same for every micro-batch.
+        scale = tf.identity(self.optimizer.dynamic_scale) if self.loss_scaling else tf.constant(1.0)
 
         micro_batches = split_micro_batches(features, self.accumulation_steps)
-        grads, sums = self.accumulate(micro_batches, mlm_weight_sum, nsp_count)
+        grads, sums = self.accumulate(micro_batches, mlm_weight_sum, nsp_count, scale)
 
         grads = replica.all_reduce(tf.distribute.ReduceOp.SUM, grads)  # the one all-reduce of the step
+        if self.loss_scaling:
+            grads = [g / scale for g in grads]  # unscaled before the norm and the clip
         gradient_norm = tf.linalg.global_norm(grads)
         if self.clip_global_norm:
             grads, _ = tf.clip_by_global_norm(grads, self.clip_global_norm, use_norm=gradient_norm)
+        if self.loss_scaling:
+            grads = [g * scale for g in grads]  # the LossScaleOptimizer divides by S itself
+            applied = tf.cast(self.optimizer.check_finite(grads), tf.float32)  # its own skip decision
+        else:
+            applied = tf.constant(1.0)
         self.optimizer.apply(grads, self.model.trainable_variables)
-        return {"sums": sums, "gradient_norm": gradient_norm}
+        return {"sums": sums, "gradient_norm": gradient_norm, "applied": applied}
 
-    def _accumulate(self, micro_batches, mlm_weight_sum, nsp_count):
-        """Sums over this replica's micro-batches: the gradients of their loss terms and the metric sums."""
+    def _accumulate(self, micro_batches, mlm_weight_sum, nsp_count, scale):
+        """Sums over this replica's micro-batches: the gradients of their loss terms (times the loss scale)
+        and the metric sums."""
         variables = self.model.trainable_variables
 
         def micro_step(index, grads, sums):
@@ -106,6 +130,8 @@ class TrainStep:
                 loss = bert.pretraining_loss(
                     {**batch_sums, "mlm_weight_sum": mlm_weight_sum, "nsp_count": nsp_count}
                 )
+                if self.loss_scaling:
+                    loss = loss * scale
             batch_grads = tape.gradient(loss, variables)
             grads = [total + dense(g, v) for total, g, v in zip(grads, batch_grads, variables, strict=True)]
             return index + 1, grads, bert.add_sums(sums, batch_sums)

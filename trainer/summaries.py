@@ -14,7 +14,10 @@ import bert
 
 
 class IntervalMetrics:
-    """Sums of the loss/accuracy terms (bert.SUM_KEYS) and gradient norms over the steps of an interval."""
+    """Sums of the loss/accuracy terms (bert.SUM_KEYS) and gradient norms over the steps of an interval.
+
+    Steps a LossScaleOptimizer skipped (non-finite gradients) count for the speed, not for the numbers.
+    """
 
     def __init__(self):
         self.reset()
@@ -22,23 +25,30 @@ class IntervalMetrics:
     def reset(self):
         self.sums = dict.fromkeys(bert.SUM_KEYS, 0.0)
         self.gradient_norm_sum = 0.0
-        self.steps = 0
+        self.steps = 0  # optimizer updates applied
+        self.attempted = 0  # steps run, skipped ones included
         self.start_time = time.perf_counter()
 
-    def add(self, sums, gradient_norm_sum, steps):
+    def add(self, sums, gradient_norm_sum, steps, attempted=None):
         for name in bert.SUM_KEYS:
             self.sums[name] += float(sums[name])
         self.gradient_norm_sum += float(gradient_norm_sum)
         self.steps += steps
+        self.attempted += steps if attempted is None else attempted
 
     def result(self, global_batch_size):
         """{loss, masked_lm_loss, masked_lm_accuracy, next_sentence_loss, next_sentence_accuracy,
-        gradient_norm, sequences_per_second, seconds_per_step}."""
-        metrics = {name: float(value) for name, value in bert.pretraining_metrics(self.sums).items()}
+        gradient_norm, sequences_per_second, seconds_per_step, skipped_steps}; the losses, accuracies and
+        gradient norm are NaN when every step of the interval was skipped."""
+        if self.steps:
+            metrics = {name: float(value) for name, value in bert.pretraining_metrics(self.sums).items()}
+        else:
+            metrics = dict.fromkeys(bert.pretraining_metrics(self.sums), float("nan"))
         elapsed = time.perf_counter() - self.start_time
-        metrics["gradient_norm"] = self.gradient_norm_sum / max(self.steps, 1)
-        metrics["sequences_per_second"] = global_batch_size * self.steps / max(elapsed, 1e-9)
-        metrics["seconds_per_step"] = elapsed / max(self.steps, 1)
+        metrics["gradient_norm"] = self.gradient_norm_sum / self.steps if self.steps else float("nan")
+        metrics["sequences_per_second"] = global_batch_size * self.attempted / max(elapsed, 1e-9)
+        metrics["seconds_per_step"] = elapsed / max(self.attempted, 1)
+        metrics["skipped_steps"] = float(self.attempted - self.steps)
         return metrics
 
 
@@ -53,14 +63,17 @@ def format_duration(seconds):
     return f"{seconds}s"
 
 
-def progress_line(step, train_steps, metrics, learning_rate):
+def progress_line(step, train_steps, metrics, learning_rate, loss_scale=None):
     eta = metrics["seconds_per_step"] * (train_steps - step)
-    return (
+    line = (
         f"step {step}/{train_steps}  loss {metrics['loss']:.4f}  "
         f"mlm_acc {metrics['masked_lm_accuracy']:.4f}  nsp_acc {metrics['next_sentence_accuracy']:.4f}  "
         f"lr {learning_rate:.3e}  grad_norm {metrics['gradient_norm']:.3f}  "
         f"{metrics['sequences_per_second']:.1f} seq/s  ETA {format_duration(eta)}"
     )
+    if loss_scale is not None:
+        line += f"  loss_scale {loss_scale:g}  skipped {int(metrics['skipped_steps'])}"
+    return line
 
 
 def trust_ratio_statistics(ratios):

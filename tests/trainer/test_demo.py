@@ -82,7 +82,9 @@ data:
   shuffle_buffer: 64
   create: {{corpus: {corpus}, vocab_size: 128, dupe_factor: 2, num_shards: 2, num_workers: 1}}
 schedule: {{peak_learning_rate: 2.0e-2, warmup_steps: 1, total_steps: 4}}
-train: {{global_batch_size: 16, micro_batch_size: 4, log_every_steps: 2, summary_every_steps: 2}}
+train:
+  {{global_batch_size: 16, micro_batch_size: 4, log_every_steps: 2, summary_every_steps: 2,
+   export_saved_model: false}}
 runtime: {{model_dir: {tmp_path / "model"}}}
 """
     )

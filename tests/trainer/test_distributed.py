@@ -3,13 +3,14 @@
 1 device x 4 accumulation steps, 4 logical-CPU replicas x 1 step and 2 replicas x 2 steps train on the same
 global batches (consecutive sequences of one input pipeline) and must end with the same weights (float32
 summation order differs, hence the tolerance). A two-process MultiWorkerMirroredStrategy run on loopback
-trains, checkpoints and exports through run_pretraining.py.
+trains, checkpoints and exports through run_pretraining.py, and stops and resumes on a preemption notice.
 """
 
 import json
 import os
 import pathlib
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -73,9 +74,12 @@ def free_ports(count):
     return ports
 
 
-def test_two_worker_processes_train_with_multi_worker_mirrored_strategy(data_dir):
-    model_dir = data_dir / "multi_worker"
-    config = tiny_config_yaml(data_dir, model_dir=str(model_dir), micro_batch_size=4, total_steps=8)
+MULTI_WORKER_STEPS = 24
+
+
+def launch_workers(config, log_dir, name):
+    """Starts two run_pretraining.py worker processes on loopback; worker 0's stderr is a pipe, worker 1's
+    goes to a file."""
     cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(2)]}
     workers = []
     for index in range(2):
@@ -89,29 +93,74 @@ def test_two_worker_processes_train_with_multi_worker_mirrored_strategy(data_dir
             str(ROOT / "run_pretraining.py"),
             f"--config={config}",
             "--strategy=multi_worker",
-            "--set=train.checkpoint_every_steps=2",
+            "--set=train.log_every_steps=1",
+            "--set=train.checkpoint_every_steps=4",
             "--set=train.keep_checkpoints=2",
         ]
-        workers.append(subprocess.Popen(command, env=env, cwd=ROOT, stderr=subprocess.PIPE, text=True))
-    outputs = []
-    for worker in workers:
-        try:
-            outputs.append(worker.communicate(timeout=240)[1])
-        except subprocess.TimeoutExpired:
-            for other in workers:
-                other.kill()
-            raise
-    for worker, output in zip(workers, outputs, strict=True):
-        assert worker.returncode == 0, output[-3000:]
-    chief_log = outputs[0]
+        stderr = subprocess.PIPE if index == 0 else open(log_dir / f"{name}-worker-1.log", "w")  # noqa: SIM115
+        workers.append(subprocess.Popen(command, env=env, cwd=ROOT, stderr=stderr, text=True))
+    return workers
+
+
+def wait_for_workers(workers, log_dir, name, signal_at_step=None):
+    """Waits for both workers; sends SIGTERM to worker 1 once worker 0 logged `signal_at_step`. Returns
+    their (return code, log)."""
+    lines = []
+    try:
+        for line in workers[0].stderr:
+            lines.append(line)
+            if signal_at_step and f" step {signal_at_step}/{MULTI_WORKER_STEPS} " in line:
+                workers[1].send_signal(signal.SIGTERM)
+                break
+        lines.append(workers[0].communicate(timeout=300)[1])
+        workers[1].wait(timeout=300)
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.kill()
+    worker_1_log = (log_dir / f"{name}-worker-1.log").read_text()
+    return [(workers[0].returncode, "".join(lines)), (workers[1].returncode, worker_1_log)]
+
+
+def test_two_worker_processes_train_and_stop_together_on_a_preemption_notice(data_dir):
+    """MultiWorkerMirroredStrategy: worker 1 gets SIGTERM; TensorFlow's PreemptionCheckpointHandler makes
+    both workers save at the same step and stop; started again, both resume there and finish."""
+    model_dir = data_dir / "multi_worker"
+    config = tiny_config_yaml(data_dir, model_dir=str(model_dir), total_steps=MULTI_WORKER_STEPS)
+    preempted = wait_for_workers(
+        launch_workers(config, data_dir, "first"), data_dir, "first", signal_at_step=3
+    )
+    for returncode, log in preempted:
+        assert returncode == 143, log[-3000:]
+    stopped_at = {
+        int(step) for _, log in preempted for step in re.findall(r"preempted \(SIGTERM\) at step (\d+)", log)
+    }
+    assert len(stopped_at) == 1, "both workers stop at the same step"
+    (stop_step,) = stopped_at
+    assert 3 <= stop_step < MULTI_WORKER_STEPS
+    assert tf.train.latest_checkpoint(str(model_dir)) == str(model_dir / f"ckpt-{stop_step}")
+
+    finished = wait_for_workers(launch_workers(config, data_dir, "second"), data_dir, "second")
+    for returncode, log in finished:
+        assert returncode == 0, log[-3000:]
+        assert re.search(
+            rf"resumed from \S+ckpt-{stop_step} at step {stop_step}, with the data position", log
+        )
+    chief_log = finished[0][1]
     assert "2 replica(s) in sync" in chief_log
     assert "global batch 16 = micro-batch 4 x 2 replica(s) x 2 accumulation step(s)" in chief_log
     # Both workers log the same global numbers for the last step.
-    last_step = [re.findall(r"step 8/8 .* grad_norm \S+", output) for output in outputs]
-    assert len(last_step[0]) == 1 and last_step[0] == last_step[1]
+    last = [
+        re.findall(rf"step {MULTI_WORKER_STEPS}/{MULTI_WORKER_STEPS} .* grad_norm \S+", log)
+        for _, log in finished
+    ]
+    assert len(last[0]) == 1 and last[0] == last[1]
     # The chief wrote the checkpoints (the 2 newest kept) and the export; each worker its input position.
     state = tf.train.get_checkpoint_state(str(model_dir))
-    assert list(state.all_model_checkpoint_paths) == [str(model_dir / "ckpt-6"), str(model_dir / "ckpt-8")]
+    assert list(state.all_model_checkpoint_paths) == [
+        str(model_dir / f"ckpt-{MULTI_WORKER_STEPS - 4}"),
+        str(model_dir / f"ckpt-{MULTI_WORKER_STEPS}"),
+    ]
     assert (model_dir / "export" / "bert_model.ckpt.index").exists()
     assert sorted(os.listdir(model_dir / "data")) == ["worker-0", "worker-1"]
     assert not [name for name in os.listdir(model_dir) if name.startswith(".scratch")]

@@ -82,13 +82,17 @@ def mirrored(num_devices):
     return tf.distribute.MirroredStrategy(devices, cross_device_ops=tf.distribute.ReductionToOneDevice())
 
 
-def train_one_step(strategy, micro_batch, batch, initial_weights, learning_rate, clip):
+def train_one_step(strategy, micro_batch, batch, initial_weights, learning_rate, clip, loss_scale=None):
+    """One TrainStep with SGD (in a LossScaleOptimizer starting at `loss_scale`, if given); returns the
+    trained variables' values, the logged gradient norm, the model and the optimizer."""
     replicas = strategy.num_replicas_in_sync
     accumulation = GLOBAL_BATCH // (micro_batch * replicas)
     with strategy.scope():
         model = bert.BertPretrainingModel(CONFIG)
         model.set_weights(initial_weights)
         optimizer = keras.optimizers.SGD(learning_rate)
+        if loss_scale is not None:
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer, initial_scale=loss_scale)
         optimizer.build(model.trainable_variables)
     step = TrainStep(
         model,
@@ -108,7 +112,7 @@ def train_one_step(strategy, micro_batch, batch, initial_weights, learning_rate,
         out = strategy.run(step, args=(inputs.next(),))
         return strategy.experimental_local_results(out["gradient_norm"])[0]
 
-    return [v.numpy() for v in model.trainable_variables], float(run()), model
+    return [v.numpy() for v in model.trainable_variables], float(run()), model, optimizer
 
 
 @pytest.fixture(scope="module")
@@ -128,7 +132,7 @@ def test_one_step_is_sgd_on_the_gradient_of_googles_loss_over_the_global_batch(
 ):
     batch = global_batch()
     strategy = tf.distribute.OneDeviceStrategy("/cpu:0") if devices == 1 else mirrored(devices)
-    _, _, model = train_one_step(strategy, micro_batch, batch, initial_weights, 0.5, clip)
+    _, _, model, _ = train_one_step(strategy, micro_batch, batch, initial_weights, 0.5, clip)
     expected = reference_sgd_step(initial_weights, batch, 0.5, clip)
     for variable, want in zip(model.trainable_variables, expected, strict=True):
         np.testing.assert_allclose(variable.numpy(), want, rtol=0, atol=2e-6, err_msg=variable.path)
@@ -142,8 +146,37 @@ def test_the_logged_gradient_norm_is_the_global_norm_before_clipping(initial_wei
         loss = google_loss(model, batch)
     grads = [tf.convert_to_tensor(g) for g in tape.gradient(loss, model.trainable_variables)]
     expected = tf.linalg.global_norm(grads).numpy()
-    _, norm, _ = train_one_step(mirrored(2), 2, batch, initial_weights, 0.5, clip=1e-3)
+    _, norm, _, _ = train_one_step(mirrored(2), 2, batch, initial_weights, 0.5, clip=1e-3)
     assert norm == pytest.approx(expected, rel=1e-5)
+
+
+@pytest.mark.parametrize("devices", [1, 2], ids=["one-device", "mirrored-2"])
+def test_with_loss_scaling_the_gradient_is_unscaled_before_the_clip(initial_weights, devices):
+    # A power-of-two loss scale is exact in float32: the step is SGD on the clipped gradient of Google's
+    # loss, as without scaling. Clipping the scaled gradient instead would make a step 1024 times smaller.
+    batch = global_batch()
+    strategy = tf.distribute.OneDeviceStrategy("/cpu:0") if devices == 1 else mirrored(devices)
+    _, norm, model, optimizer = train_one_step(
+        strategy, 2, batch, initial_weights, 0.5, 0.05, loss_scale=1024.0
+    )
+    expected = reference_sgd_step(initial_weights, batch, 0.5, 0.05)
+    for variable, want in zip(model.trainable_variables, expected, strict=True):
+        np.testing.assert_allclose(variable.numpy(), want, rtol=0, atol=2e-6, err_msg=variable.path)
+    assert int(optimizer.iterations.numpy()) == 1
+    assert float(optimizer.dynamic_scale.numpy()) == 1024.0  # no growth after one finite step
+
+
+def test_a_non_finite_scaled_gradient_skips_the_update_and_halves_the_scale(initial_weights):
+    # With the scale at 2^127 the scaled loss overflows float32: the gradient is not finite.
+    strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
+    _, norm, model, optimizer = train_one_step(
+        strategy, 2, global_batch(), initial_weights, 0.5, None, loss_scale=2.0**127
+    )
+    assert not np.isfinite(norm)
+    for variable, before in zip(model.trainable_variables, initial_weights, strict=True):
+        np.testing.assert_array_equal(variable.numpy(), before, err_msg=variable.path)
+    assert int(optimizer.iterations.numpy()) == 0
+    assert float(optimizer.dynamic_scale.numpy()) == 2.0**126
 
 
 def test_micro_batches_are_consecutive_rows():

@@ -167,14 +167,23 @@ def test_an_export_to_another_filesystem_is_copied_complete(tmp_path):
     export_dir = trainer.export_model(model, "ram://exported_model", str(vocab))
     assert export_dir == "ram://exported_model/export"
     local = tmp_path / "copy"
-    local.mkdir()
-    for name in tf.io.gfile.listdir(export_dir):
-        tf.io.gfile.copy(f"{export_dir}/{name}", str(local / name))
+    for directory, _, names in tf.io.gfile.walk(export_dir):
+        target = local / directory[len(export_dir) :].lstrip("/")
+        target.mkdir(parents=True, exist_ok=True)
+        for name in names:
+            tf.io.gfile.copy(f"{directory}/{name}", str(target / name))
     loaded = bert.BertPretrainingModel(bert.BertConfig.from_json_file(str(local / "bert_config.json")))
     bert.load_google_checkpoint(loaded, str(local / "bert_model.ckpt"))
     for a, b in zip(model.weights, loaded.weights, strict=True):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
     assert (local / "vocab.txt").read_text() == vocab.read_text()
+    serving = tf.saved_model.load(str(local / "saved_model")).signatures["serving_default"]
+    ids = tf.constant([[2, 5, 3]], tf.int32)
+    served = serving(input_ids=ids, input_mask=tf.ones_like(ids), segment_ids=tf.zeros_like(ids))
+    expected = model.encoder(
+        {"input_ids": ids, "input_mask": tf.ones_like(ids), "segment_ids": tf.zeros_like(ids)}
+    )
+    np.testing.assert_allclose(served["pooled_output"], expected["pooled_output"], rtol=0, atol=1e-6)
 
 
 def test_several_steps_per_host_loop_call_train_the_same_model(tiny_run, tmp_path):
@@ -228,10 +237,42 @@ def test_mixed_bfloat16_keeps_float32_weights_and_optimizer_state(tiny_run, tmp_
     assert floats and set(floats.values()) == {tf.float32}
 
 
-def test_mixed_float16_is_refused_until_loss_scaling_exists(tiny_run, tmp_path):
+def float16_run(data_dir, model_dir, *overrides):
+    path = tiny_config_yaml(data_dir, model_dir=model_dir, total_steps=8)
+    # 2^24 is too large a start for float16 gradients: the first steps overflow and are skipped.
+    fp16 = ["runtime.mixed_precision=mixed_float16", f"runtime.initial_loss_scale={2.0**24}"]
+    return trainer.train(trainer.load_config(path, fp16 + list(overrides)), strategy=one_device())
+
+
+@pytest.fixture(scope="module")
+def float16_result(tiny_run, tmp_path_factory):
     _, _, data_dir = tiny_run
-    path = tiny_config_yaml(data_dir, model_dir=str(tmp_path / "fp16"), total_steps=4)
-    with pytest.raises(UserError, match="runtime.mixed_precision: mixed_float16 needs dynamic loss scaling"):
-        trainer.train(
-            trainer.load_config(path, ["runtime.mixed_precision=mixed_float16"]), strategy=one_device()
-        )
+    return float16_run(data_dir, str(tmp_path_factory.mktemp("fp16") / "run"))
+
+
+def test_mixed_float16_skips_overflowing_steps_and_keeps_float32_state(float16_result):
+    result = float16_result
+    assert result.step == 8 and np.isfinite(result.metrics["loss"])
+    reader = tf.train.load_checkpoint(result.checkpoint)
+    # Skipped steps are not optimizer steps: the step counter equals the updates LAMB applied.
+    assert reader.get_tensor("optimizer/inner_optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE") == 8
+    assert result.skipped_steps >= 1
+    # The scale, in the checkpoint, was halved once per skipped step (no growth within 2000 steps).
+    scale = reader.get_tensor("optimizer/dynamic_scale/.ATTRIBUTES/VARIABLE_VALUE")
+    assert scale == 2.0**24 / 2**result.skipped_steps
+    # Weights, moments, trust ratios and the scale are float32; only the computation is float16.
+    floats = {name: dtype for name, dtype in reader.get_variable_to_dtype_map().items() if dtype.is_floating}
+    assert floats and set(floats.values()) == {tf.float32}
+    assert len([name for name in floats if name.startswith("optimizer/inner_optimizer/_variables/")]) == 90
+
+
+def test_mixed_float16_resumes_with_its_loss_scale(float16_result, tiny_run, tmp_path):
+    _, _, data_dir = tiny_run
+    model_dir = str(tmp_path / "resumed")
+    first = float16_run(data_dir, model_dir, "train.max_steps=4")
+    second = float16_run(data_dir, model_dir)
+    assert (first.step, second.step) == (4, 8)
+    assert first.skipped_steps + second.skipped_steps == float16_result.skipped_steps
+    expected, resumed = exported_weights(float16_result.export_dir), exported_weights(second.export_dir)
+    for name, value in expected.items():
+        np.testing.assert_array_equal(resumed[name], value, err_msg=name)

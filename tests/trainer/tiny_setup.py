@@ -102,13 +102,22 @@ def write_tiny_bert_config(path, dropout=0.1):
 def tiny_config_yaml(
     tmp_path, *, model_dir, global_batch_size=16, micro_batch_size=4, total_steps=8, dropout=0.1, **train
 ):
-    """A config file for a tiny run in tmp_path; returns its path."""
+    """A config file for a tiny run in tmp_path; returns its path. `train` sets keys of the train section."""
     data_glob = (
         write_tiny_data(tmp_path / "data")
         if not (tmp_path / "data").exists()
         else str(tmp_path / "data" / "tiny-*.tfrecord")
     )
     bert_config = write_tiny_bert_config(tmp_path / f"bert_config_dropout{dropout}.json", dropout)
+    train = {
+        "global_batch_size": global_batch_size,
+        "micro_batch_size": micro_batch_size,
+        "log_every_steps": 2,
+        "summary_every_steps": 2,
+        "checkpoint_every_steps": 4,
+        "export_saved_model": "false",
+        **train,
+    }
     train_lines = "".join(f"  {key}: {value}\n" for key, value in train.items())
     text = f"""
 model:
@@ -127,11 +136,6 @@ schedule:
   total_steps: {total_steps}
   power: 0.5
 train:
-  global_batch_size: {global_batch_size}
-  micro_batch_size: {micro_batch_size}
-  log_every_steps: 2
-  summary_every_steps: 2
-  checkpoint_every_steps: 4
 {train_lines}runtime:
   model_dir: {model_dir}
 """
