@@ -18,6 +18,12 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+# Before anything imports TensorFlow: its C++ start-up lines (and the GPU driver's, when the devices are first
+# listed) would otherwise come before a one-line error.
+from data.tensorflow_startup import import_tensorflow_quietly  # noqa: E402
+
+import_tensorflow_quietly(list_devices=True)
+
 import logging as python_logging  # noqa: E402
 
 from absl import app, flags, logging  # noqa: E402

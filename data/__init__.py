@@ -6,6 +6,7 @@ The creation entry point is `data.create_pretraining_data.create_pretraining_dat
 import it twice.
 """
 
+import data.tensorflow_startup  # noqa: F401  (first of all: TensorFlow without its C++ start-up lines)
 from data.corpus import embedded_corpus, open_corpus, split_sentences
 from data.instances import TokenizedDocuments, assemble_instances, create_instance_spans
 from data.masking import MaskingConfig, mask_tokens, unmask
