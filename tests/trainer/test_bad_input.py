@@ -1,16 +1,14 @@
 """Bad input is one line naming what is wrong, and nothing that looks complete is written.
 
-From the command line (a subprocess) the line goes to stderr with exit code 2 and no traceback; the other
-cases call trainer.train and check the exception (a trainer.USER_ERRORS type, turned into that line by
-run_pretraining.py). A misspelt config key and a data glob matching nothing are in test_config.py.
+Each case calls trainer.train and checks the exception: a trainer.USER_ERRORS type, which run_pretraining.py
+turns into one line on stderr with exit code 2 and no traceback. That command-line path, a misspelt config
+key and a data glob matching nothing are in test_config.py.
 """
 
 import json
 import os
 import pathlib
 import shutil
-import subprocess
-import sys
 
 import pytest
 import tensorflow as tf
@@ -19,8 +17,6 @@ from tiny_setup import PREDICTIONS, SEQ_LENGTH, VOCAB_SIZE, tiny_config_yaml
 import bert
 import trainer
 from trainer.data_checks import damaged_record_message
-
-ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 def one_device():
@@ -177,54 +173,35 @@ def test_a_damaged_record_inside_a_file_is_located_from_the_readers_error(tiny, 
     )
 
 
-def run_cli(*args):
-    return subprocess.run(
-        [sys.executable, str(ROOT / "run_pretraining.py"), *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
-    )
-
-
-def test_the_command_line_names_a_file_damaged_at_its_start(tiny):
+def test_a_file_damaged_at_its_start_is_named_before_anything_is_written(tiny):
     tmp_path, config = tiny
     directory = copy_shards(tmp_path, "flipped_start", tiny_meta(tmp_path))
     damaged = directory / "tiny-00001-of-00002.tfrecord"
     flip_a_byte(damaged, 20)  # in the data of the first record
-    result = run_cli(
-        f"--config={config}",
-        f"--set=data.train_files={directory}/*.tfrecord",
-        f"--model_dir={tmp_path / 'm6'}",
-    )
-    assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert result.stderr.strip().splitlines()[-1] == (
-        f"run_pretraining.py: error: data.train_files: {damaged} is not a readable TFRecord file "
-        f"(corrupted record at 12)"  # the offset of the first record's data
-    )
+    message = train_error(config, [f"data.train_files={directory}/*.tfrecord"], tmp_path / "m6")
+    assert message == (
+        f"data.train_files: {damaged} is not a readable TFRecord file (corrupted record at 12)"
+    )  # 12: the offset of the first record's data
     assert_nothing_written(tmp_path / "m6")
 
 
-def test_the_command_line_names_a_file_whose_last_record_is_truncated(tiny):
+def test_a_file_whose_last_record_is_truncated_is_named_and_the_checkpoints_stay(tiny):
     # Found while training (the first records are fine): the run stops, its checkpoints stay as they were.
     tmp_path, config = tiny
     directory = copy_shards(tmp_path, "truncated", tiny_meta(tmp_path))
     damaged = directory / "tiny-00000-of-00002.tfrecord"
     last = record_offsets(damaged)[-1]
     damaged.write_bytes(damaged.read_bytes()[:-5])
-    result = run_cli(
-        f"--config={config}",
-        f"--set=data.train_files={directory}/*.tfrecord",
-        "--set=data.shuffle_buffer=1",  # read the records as training goes
-        "--set=train.checkpoint_every_steps=2",
-        "--set=schedule.total_steps=40",
-        f"--model_dir={tmp_path / 'm7'}",
-    )
-    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-3000:]
-    assert result.stderr.strip().splitlines()[-1] == (
-        f"run_pretraining.py: error: data.train_files: {damaged}: truncated record at {last} (a damaged "
-        f"TFRecord file); repair or remove it"
+    overrides = [
+        f"data.train_files={directory}/*.tfrecord",
+        "data.shuffle_buffer=1",  # read the records as training goes
+        "train.checkpoint_every_steps=2",
+        "schedule.total_steps=40",
+    ]
+    message = train_error(config, overrides, tmp_path / "m7")
+    assert message == (
+        f"data.train_files: {damaged}: truncated record at {last} (a damaged TFRecord file); "
+        "repair or remove it"
     )
     latest = tf.train.latest_checkpoint(str(tmp_path / "m7"))
     assert latest is not None and tf.train.load_checkpoint(latest)  # complete, loadable

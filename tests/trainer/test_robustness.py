@@ -2,7 +2,7 @@
 last complete checkpoint, and a non-finite loss stops the run without overwriting the last good checkpoint.
 
 The interrupted run is one chain of runs on the same model_dir: a run_pretraining.py process that gets
-SIGTERM, three that get SIGKILL at different moments (one as a checkpoint is being written), then a run
+SIGTERM, two that get SIGKILL at different moments (one as a checkpoint is about to be written), then a run
 that finishes (in this process). Each assertion below reads its part of that chain; the final weights must
 equal, bit for bit, those of a run that was never interrupted (CPU, dropout on: the dropout RNG state and
 the input position resume too).
@@ -35,7 +35,6 @@ INTERRUPTIONS = [
     (signal.SIGTERM, 5, 0.0),
     (signal.SIGKILL, 11, 0.0),  # the line of step 11 is logged just before the step-12 host loop call...
     (signal.SIGKILL, 16, 0.0),  # ...and of step 16 just before its checkpoint is written
-    (signal.SIGKILL, 21, 0.07),
 ]
 
 
@@ -144,6 +143,35 @@ def test_the_interrupted_run_ends_with_the_weights_of_an_uninterrupted_run(chain
     assert interrupted.keys() == expected.keys()
     for name, value in expected.items():
         np.testing.assert_array_equal(interrupted[name], value, err_msg=name)
+
+
+def test_a_checkpoint_whose_writing_was_cut_short_is_ignored(tmp_path, caplog):
+    # What SIGKILL leaves when it comes while step 6 is being saved: the data position of step 6 is
+    # complete, the model checkpoint's files are half-written, the `checkpoint` list still ends at ckpt-4.
+    model_dir = tmp_path / "run"
+    config = trainer.load_config(
+        tiny_config_yaml(tmp_path, model_dir=str(model_dir), checkpoint_every_steps=2, max_steps=6)
+    )
+    trainer.train(config, strategy=one_device())
+    state = tf.train.get_checkpoint_state(str(model_dir))
+    tf.compat.v1.train.update_checkpoint_state(
+        str(model_dir), str(model_dir / "ckpt-4"), [str(model_dir / "ckpt-2"), str(model_dir / "ckpt-4")]
+    )
+    assert state.model_checkpoint_path == str(model_dir / "ckpt-6")
+    for path in model_dir.glob("ckpt-6.*"):
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+    with caplog.at_level("INFO"):
+        resumed = trainer.train(
+            dataclasses.replace(config, train=dataclasses.replace(config.train, max_steps=8)),
+            strategy=one_device(),
+        )
+    assert (resumed.start_step, resumed.step) == (4, 8)
+    assert resumed_from(caplog.text) == 4  # with the data position of step 4, kept for this case
+    # Written again, complete, at step 6 of the resumed run.
+    assert (
+        tf.train.load_checkpoint(str(model_dir / "ckpt-6")).get_tensor("step/.ATTRIBUTES/VARIABLE_VALUE") == 6
+    )
 
 
 # ------------------------------------------------------------------------------------------------------
