@@ -181,8 +181,9 @@ def test_a_checkpoint_whose_writing_was_cut_short_is_ignored(tmp_path, caplog):
 POISONED_STEP = 7  # its batch gets a NaN masked_lm_weight
 
 
-def poisoned_dataset_fn(config):
-    """The tiny training data, with NaN in the batch of optimizer step POISONED_STEP (counted from 1)."""
+def poisoned_dataset_fn(config, first=POISONED_STEP, last=POISONED_STEP):
+    """The tiny training data, with NaN in the batches of the attempted steps first..last (counted from 1;
+    POISONED_STEP alone by default)."""
     data_config = config.data
 
     def dataset_fn(input_context, batch_size):
@@ -198,7 +199,7 @@ def poisoned_dataset_fn(config):
         )
 
         def poison(index, batch):
-            nan = tf.where(index == POISONED_STEP - 1, np.nan, 1.0)
+            nan = tf.where((index >= first - 1) & (index <= last - 1), np.nan, 1.0)
             return {**batch, "masked_lm_weights": batch["masked_lm_weights"] * nan}
 
         return dataset.enumerate().map(poison)
@@ -266,3 +267,20 @@ def test_with_loss_scaling_a_non_finite_step_is_skipped_counted_and_logged(tmp_p
     events = train_events(config.runtime.model_dir)
     assert sum(value for _, value in events["skipped_steps"]) == 1
     assert dict(events["loss_scale"])[2] == 16 and events["loss_scale"][-1] == (12, 8)
+
+
+def test_with_loss_scaling_a_run_whose_gradients_stay_non_finite_stops_when_the_scale_falls_below_1(tmp_path):
+    config = trainer.load_config(
+        tiny_config_yaml(tmp_path, model_dir=str(tmp_path / "run"), total_steps=12, checkpoint_every_steps=2),
+        ["runtime.mixed_precision=mixed_float16", "runtime.initial_loss_scale=2"],
+    )
+    # Every batch from the third on is NaN: the scale halves at each attempt, 2 -> 1 -> 0.5.
+    with pytest.raises(NonFiniteError) as error:
+        trainer.train(config, strategy=one_device(), dataset_fn=poisoned_dataset_fn(config, 3, 1000))
+    last_good = str(tmp_path / "run" / "ckpt-2")
+    assert str(error.value) == (
+        "training diverged: the loss scale fell to 0.5 (the gradients are not finite even unscaled); stopped "
+        f"without saving, the last checkpoint ({last_good}) is intact; lower schedule.peak_learning_rate or "
+        "check the data"
+    )
+    assert tf.train.latest_checkpoint(str(tmp_path / "run")) == last_good
