@@ -51,6 +51,15 @@ def without_startup_lines(text):
     return "".join(line for line in text.splitlines(keepends=True) if not is_startup_line(line.rstrip("\n")))
 
 
+def _has_stderr_descriptor():
+    """False when file descriptor 2 is closed (e.g. `2>&-`): then there is nothing to keep quiet."""
+    try:
+        os.fstat(2)
+    except OSError:
+        return False
+    return True
+
+
 @contextlib.contextmanager
 def _stderr_to(file):
     """Points file descriptor 2 (C++ and Python stderr alike) at `file` inside the block."""
@@ -83,6 +92,10 @@ def import_tensorflow_quietly(list_devices=False):
     """
     if "tensorflow" in sys.modules and not list_devices:
         return sys.modules["tensorflow"]
+    if not _has_stderr_descriptor():
+        import tensorflow as tf
+
+        return tf
     with tempfile.TemporaryFile() as captured:
         try:
             with _stderr_to(captured):

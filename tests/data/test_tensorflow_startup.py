@@ -76,3 +76,16 @@ def test_the_command_line_error_for_a_missing_corpus_is_the_only_line_on_stderr(
         "matching glob\n"
     )
     assert not (tmp_path / "out").exists()
+
+
+def test_importing_the_package_works_with_stderr_closed():
+    # `2>&-`: there is no file descriptor 2 to point elsewhere; TensorFlow is imported as it is.
+    code = "import data; print(data.pretraining_dataset.__name__)"
+    result = subprocess.run(
+        ["sh", "-c", f'"{sys.executable}" -c "{code}" 2>&-'],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert (result.returncode, result.stdout) == (0, "pretraining_dataset\n")
