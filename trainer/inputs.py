@@ -15,7 +15,16 @@ With one host that makes the global batch of a step the same consecutive sequenc
 replicas: 1 replica x 4 micro-batches and 4 replicas x 1 micro-batch train on identical data.
 """
 
+import atexit
+import gc
+
 import tensorflow as tf
+
+# The host loop's tf.function graph holds the iterators, and the cyclic garbage collector frees that graph.
+# When this happens during interpreter shutdown, a tf.data iterator's destructor can wait forever for its
+# threads (tensorflow/tensorflow#21277: the process hangs after its work is done). Collecting at exit, while
+# Python still runs, frees them first.
+atexit.register(gc.collect)
 
 
 def host_of(device):
