@@ -161,7 +161,7 @@ def test_a_checkpoint_whose_writing_was_cut_short_is_ignored(tmp_path, caplog):
     for path in model_dir.glob("ckpt-6.*"):
         path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
 
-    with caplog.at_level("INFO"):
+    with caplog.at_level("INFO", logger="absl"):  # whatever verbosity an earlier test left
         resumed = trainer.train(
             dataclasses.replace(config, train=dataclasses.replace(config.train, max_steps=8)),
             strategy=one_device(),
@@ -252,7 +252,7 @@ def test_with_loss_scaling_a_non_finite_step_is_skipped_counted_and_logged(tmp_p
         # A small starting scale: no overflow, so the poisoned step is the only one skipped.
         ["runtime.mixed_precision=mixed_float16", "runtime.initial_loss_scale=16"],
     )
-    with caplog.at_level("INFO"):
+    with caplog.at_level("INFO", logger="absl"):  # whatever verbosity an earlier test left
         result = trainer.train(config, strategy=one_device(), dataset_fn=poisoned_dataset_fn(config))
     # The skipped attempt is not a step: 12 updates were applied, in 13 attempts.
     assert result.step == 12 and result.skipped_steps == 1
