@@ -1,20 +1,24 @@
-"""The activation functions a `bert_config.json` can name in `hidden_act`."""
+"""The activation functions a `bert_config.json` can name in `hidden_act`.
+
+The two GELUs are fused kernels (bert/kernels.py): one XLA loop forward, one backward, computed in float32
+(float64 stays float64) and returned in the input's dtype.
+"""
 
 import tensorflow as tf
 
+from bert import kernels
 
+
+@kernels.fused
 def gelu(x):
-    """Google's BERT GELU, the tanh approximation: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
-
-    tf.nn.gelu(approximate=True) is this formula term for term; using the op (rather than spelling it out)
-    lets TF's graph optimiser fuse it with the preceding matmul + bias.
-    """
-    return tf.nn.gelu(x, approximate=True)
+    """Google's BERT GELU, the tanh approximation: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))."""
+    return tf.cast(tf.nn.gelu(kernels.wide(x), approximate=True), x.dtype)
 
 
+@kernels.fused
 def gelu_exact(x):
     """The exact GELU, x Phi(x) = 0.5 x (1 + erf(x / sqrt(2)))."""
-    return tf.nn.gelu(x, approximate=False)
+    return tf.cast(tf.nn.gelu(kernels.wide(x), approximate=False), x.dtype)
 
 
 def linear(x):
