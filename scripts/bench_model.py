@@ -21,15 +21,20 @@ import json
 import os
 import pathlib
 import sys
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import keras  # noqa: E402
-import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from bench_common import (  # noqa: E402
+    model_flops_per_sequence,
+    peak_matmul,
+    random_features,
+    timed_call,
+    timed_in_turns,
+)
 
 import bert  # noqa: E402
 
@@ -49,68 +54,6 @@ def parse_args():
     parser.add_argument("--base_repeats", type=int, default=3, help="timed steps for base and larger")
     parser.add_argument("--peak_size", type=int, default=2048, help="n of the n x n x n peak matmul")
     return parser.parse_args()
-
-
-def model_flops_per_sequence(config, seq_length, predictions):
-    """Forward + backward matmul FLOPs of one sequence (see the module docstring)."""
-    L, H, F, V = config.num_hidden_layers, config.hidden_size, config.intermediate_size, config.vocab_size
-    S, P = seq_length, predictions
-    forward = L * S * (8 * H * H + 4 * H * F + 4 * S * H) + P * (2 * H * H + 2 * H * V) + 2 * H * H + 4 * H
-    return 3 * forward
-
-
-def random_features(config, batch, seq_length, predictions, seed=0):
-    rng = np.random.default_rng(seed)
-    return {
-        "input_ids": tf.constant(rng.integers(0, config.vocab_size, (batch, seq_length)), tf.int32),
-        "input_mask": tf.ones((batch, seq_length), tf.int32),
-        "segment_ids": tf.constant(np.arange(seq_length)[None].repeat(batch, 0) >= seq_length // 2, tf.int32),
-        "masked_lm_positions": tf.constant(
-            np.stack([rng.choice(seq_length, predictions, replace=False) for _ in range(batch)]), tf.int32
-        ),
-        "masked_lm_ids": tf.constant(rng.integers(0, config.vocab_size, (batch, predictions)), tf.int32),
-        "masked_lm_weights": tf.ones((batch, predictions), tf.float32),
-        "next_sentence_labels": tf.constant(rng.integers(0, 2, (batch,)), tf.int32),
-    }
-
-
-def best_seconds(functions, repeats, warmup=2):
-    """Best wall time of each (function, args) pair over `repeats` turns; in each turn every function runs
-    once, so all of them see the same machine load."""
-    for function, args in functions:
-        for _ in range(warmup):
-            _block(function(*args))
-    best = [float("inf")] * len(functions)
-    for _ in range(repeats):
-        for i, (function, args) in enumerate(functions):
-            start = time.perf_counter()
-            _block(function(*args))
-            best[i] = min(best[i], time.perf_counter() - start)
-    return best
-
-
-def _block(outputs):
-    for tensor in tf.nest.flatten(outputs, expand_composites=True):
-        tensor.numpy()
-
-
-def peak_matmul(dtype, jit_compile, n, flops):
-    """(function, args, FLOPs per call): a chain of n x n matmuls in `dtype` doing about `flops` FLOPs.
-
-    Sized like one model step so that both are timed over equally long stretches of a shared machine.
-    """
-    count = max(1, round(flops / (2 * n**3)))
-    rng = np.random.default_rng(0)
-    a = tf.constant(rng.normal(size=(n, n)), dtype)
-    b = tf.constant(np.linalg.qr(rng.normal(size=(n, n)))[0], dtype)  # orthogonal: the chain stays bounded
-
-    @tf.function(jit_compile=jit_compile)
-    def chain(a, b):
-        for _ in range(count):
-            a = tf.matmul(a, b)
-        return a
-
-    return chain, (a, b), count * 2 * n**3
 
 
 def training_step(config, policy, jit_compile, batch, seq_length, predictions):
@@ -146,7 +89,12 @@ def main():
             for xla in (False, True):
                 step, step_args = training_step(config, policy, xla, batch, args.seq_length, args.predictions)
                 peak, peak_args, peak_flops = peak_matmul(DTYPES[policy], xla, args.peak_size, flops * batch)
-                seconds, peak_seconds = best_seconds([(step, step_args), (peak, peak_args)], repeats)
+                seconds, peak_seconds = timed_in_turns(
+                    [timed_call(step, *step_args), timed_call(peak, *peak_args)],
+                    repeats,
+                    warmup=2,
+                    shuffle=False,
+                )
                 row = {"size": size, "policy": policy, "xla": xla, "batch": batch}
                 row["sequences_per_second"] = batch / seconds
                 row["model_flops_per_second"] = flops * row["sequences_per_second"]

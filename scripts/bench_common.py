@@ -1,0 +1,113 @@
+"""Helpers shared by the model and training-step benchmarks (scripts/bench_model.py, scripts/bench_train.py).
+
+- `model_flops_per_sequence`: analytic matmul FLOPs of one BERT pretraining sequence, forward + backward;
+- `random_features`: a batch of Google-format pretraining features with random tokens;
+- `timed_in_turns`: best wall time of several candidates timed in interleaved turns;
+- `peak_matmul`: a chain of large square matmuls, the measure of this machine's matmul peak.
+
+Several jobs share the benchmark machine, so candidates are never timed one after the other: every turn runs
+each candidate once (in a shuffled order), and each candidate's best turn is kept.
+"""
+
+import random
+import time
+
+import numpy as np
+import tensorflow as tf
+
+
+def model_flops_per_sequence(config, seq_length, predictions, next_sentence=True):
+    """Forward + backward matmul FLOPs of one sequence (2 FLOPs per multiply-add; backward = 2 x forward).
+
+    Per layer: Q, K, V and attention-output projections 4 x 2SH^2, FFN 2 x 2SHF, attention scores and
+    context 2 x 2S^2H. Masked-LM head at the P masked positions: transform 2PH^2, tied decoder 2PHV. With
+    `next_sentence`: pooler 2H^2 and next-sentence head 4H (a model without them, e.g. keras-hub's
+    BertMaskedLM, passes False).
+    """
+    L, H, F, V = config.num_hidden_layers, config.hidden_size, config.intermediate_size, config.vocab_size
+    S, P = seq_length, predictions
+    forward = L * S * (8 * H * H + 4 * H * F + 4 * S * H) + P * (2 * H * H + 2 * H * V)
+    if next_sentence:
+        forward += 2 * H * H + 4 * H
+    return 3 * forward
+
+
+def random_features(config, batch, seq_length, predictions, seed=0):
+    """Google's pretraining features (int32, float32 weights) for `batch` full-length random sequences."""
+    rng = np.random.default_rng(seed)
+    return {
+        "input_ids": tf.constant(rng.integers(0, config.vocab_size, (batch, seq_length)), tf.int32),
+        "input_mask": tf.ones((batch, seq_length), tf.int32),
+        "segment_ids": tf.constant(np.arange(seq_length)[None].repeat(batch, 0) >= seq_length // 2, tf.int32),
+        "masked_lm_positions": tf.constant(
+            np.sort(np.stack([rng.choice(seq_length, predictions, replace=False) for _ in range(batch)])),
+            tf.int32,
+        ),
+        "masked_lm_ids": tf.constant(rng.integers(0, config.vocab_size, (batch, predictions)), tf.int32),
+        "masked_lm_weights": tf.ones((batch, predictions), tf.float32),
+        "next_sentence_labels": tf.constant(rng.integers(0, 2, (batch,)), tf.int32),
+    }
+
+
+def timed_in_turns(candidates, repeats, warmup=1, shuffle=True, seed=0, on_turn=None):
+    """Best seconds of each candidate over `repeats` turns; every turn runs every candidate once.
+
+    `candidates`: zero-argument callables returning the seconds they took (each times its own work, so that
+    set-up outside the measured part is excluded). They first run `warmup` times each, untimed. With
+    `shuffle`, each turn runs them in a new random order, so slow spells of a shared machine spread evenly.
+    `on_turn(turn, seconds)` is called after every turn with that turn's times.
+    """
+    for candidate in candidates:
+        for _ in range(warmup):
+            candidate()
+    order = list(range(len(candidates)))
+    rng = random.Random(seed)
+    best = [float("inf")] * len(candidates)
+    for turn in range(repeats):
+        if shuffle:
+            rng.shuffle(order)
+        seconds = [0.0] * len(candidates)
+        for i in order:
+            seconds[i] = candidates[i]()
+            best[i] = min(best[i], seconds[i])
+        if on_turn:
+            on_turn(turn, seconds)
+    return best
+
+
+def timed_call(function, *args):
+    """A zero-argument candidate for `timed_in_turns`: calls `function(*args)`, waits for every output."""
+
+    def run():
+        start = time.perf_counter()
+        block(function(*args))
+        return time.perf_counter() - start
+
+    return run
+
+
+def block(outputs):
+    """Waits for every tensor of a nested structure (composites included)."""
+    for tensor in tf.nest.flatten(outputs, expand_composites=True):
+        if hasattr(tensor, "numpy"):
+            tensor.numpy()
+
+
+def peak_matmul(dtype, jit_compile, n, flops):
+    """(function, args, FLOPs per call): a chain of n x n matmuls in `dtype` doing about `flops` FLOPs.
+
+    Sized like the step it is compared with, so that both are timed over equally long stretches of a shared
+    machine. The right factor is orthogonal, so the chain stays bounded however long it is.
+    """
+    count = max(1, round(flops / (2 * n**3)))
+    rng = np.random.default_rng(0)
+    a = tf.constant(rng.normal(size=(n, n)), dtype)
+    b = tf.constant(np.linalg.qr(rng.normal(size=(n, n)))[0], dtype)
+
+    @tf.function(jit_compile=jit_compile)
+    def chain(a, b):
+        for _ in range(count):
+            a = tf.matmul(a, b)
+        return a
+
+    return chain, (a, b), count * 2 * n**3

@@ -1,0 +1,371 @@
+"""Speed of the full pretraining step (forward, backward, accumulation, LAMB update) against keras-hub.
+
+Ours: the application's own step, as `run_pretraining.py` runs it on one CPU: `trainer.TrainStep`
+(micro-batch gradient accumulation, the all-reduce, global-norm clipping, one `lamb.LAMB` update with the
+phase config's weight-decay and layer-adaptation exclusions) inside the trainer's host loop
+(`make_host_loop`: `steps_per_loop` optimizer steps per tf.function call) under OneDeviceStrategy, on
+`bert.BertPretrainingModel` (masked-LM and next-sentence heads), reading a repeated in-memory batch
+through the trainer's input iterator. Settings: float32 / mixed_bfloat16, 1 or 2 accumulation micro-steps
+for the same global batch; `--xla=off,on` adds `runtime.jit_compile` (slower on this CPU, so off by default).
+
+The peer: keras-hub's `keras_hub.models.BertMaskedLM` on a `BertBackbone` of the same size (no preprocessor,
+no download) trained with `model.fit` and `keras.optimizers.Lamb` (same learning-rate schedule, betas,
+epsilon, weight decay with LayerNorm and bias excluded, `global_clipnorm`), in all four settings
+float32 / mixed_bfloat16 x `jit_compile` on / off, with `steps_per_execution` equal to our steps per call;
+its best setting of each size is the reference. BertMaskedLM has no next-sentence head (and its pooler
+output is unused): it does slightly less work per sequence, which the FLOP counts below state.
+
+Every candidate of a size, plus a matmul-peak chain per dtype, runs once per turn in a shuffled order and
+its best turn is kept (the machine is shared; absolute speeds vary from run to run, the same-run ratios are
+the result). Each candidate's global batch per optimizer update is the same. Reported: sequences/s, model
+FLOP/s (matmul FLOPs counted analytically, forward + 2x backward: bench_common.model_flops_per_sequence; the
+peer's count leaves out the pooler and next-sentence head it does not train), the fraction of this machine's
+matmul peak in the same dtype (a chain of --peak_size^3 matmuls without XLA, oneDNN's, the fastest here),
+and the speed relative to the peer's best setting of that size, overall and in the same precision, against
+the targets (our best >= 2x the peer's best; ours >= 1.2x the peer in the same precision).
+
+    python scripts/bench_train.py                                   # tiny, small, base
+    python scripts/bench_train.py --sizes=small --repeats=8         # steadier numbers for one size
+    python scripts/bench_train.py --sizes=tiny --xla=off,on --xla_accumulation
+    python scripts/bench_train.py --sizes=base --batch_sizes=base=16 --accumulation=1,2,4
+"""
+
+import argparse
+import gc
+import json
+import os
+import pathlib
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from bench_common import (  # noqa: E402
+    block,
+    model_flops_per_sequence,
+    peak_matmul,
+    random_features,
+    timed_call,
+    timed_in_turns,
+)
+
+import bert  # noqa: E402
+import trainer  # noqa: E402
+from trainer.inputs import DistributedInput  # noqa: E402
+from trainer.train import make_host_loop, make_optimizer  # noqa: E402
+
+DTYPES = {"float32": tf.float32, "mixed_bfloat16": tf.bfloat16}
+MAX_PEAK_FLOPS = 2e11
+TARGET_SAME_PRECISION = 1.2  # ours over the peer's best setting in the same precision
+TARGET_BEST = 2.0  # our best setting over the peer's best setting
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--sizes", default="tiny,small,base", help="configs/bert/<size>.json names")
+    parser.add_argument(
+        "--batch_sizes", default="tiny=32,small=32,base=8", help="global batch per update, per size"
+    )
+    parser.add_argument("--policies", default="float32,mixed_bfloat16", help="precisions (both sides)")
+    parser.add_argument(
+        "--accumulation",
+        default="1,2",
+        help="our accumulation micro-steps per update (each divides the batch)",
+    )
+    parser.add_argument("--xla", default="off", help="our runtime.jit_compile settings: off, on or off,on")
+    parser.add_argument(
+        "--peer_xla", default="off,on", help="the peer's jit_compile settings: off, on or off,on"
+    )
+    parser.add_argument(
+        "--xla_accumulation",
+        action="store_true",
+        help="also time our XLA step with more than one micro-step (default: XLA with 1 micro-step only)",
+    )
+    parser.add_argument("--steps_per_call", default="tiny=4,small=1,base=1", help="optimizer steps per call")
+    parser.add_argument("--repeats", type=int, default=5, help="timed turns (best kept)")
+    parser.add_argument("--base_repeats", type=int, default=2, help="timed turns for 12 layers and more")
+    parser.add_argument("--seq_length", type=int, default=128)
+    parser.add_argument("--predictions", type=int, default=20, help="masked positions per sequence")
+    parser.add_argument("--config", default="phase1.yaml", help="run config whose optimizer section is used")
+    parser.add_argument("--peak_size", type=int, default=2048, help="n of the n x n x n peak matmuls")
+    parser.add_argument("--no_peer", action="store_true", help="time our settings only")
+    return parser.parse_args()
+
+
+def parse_switch(text, flag):
+    """ "off,on" -> [False, True]."""
+    values = {"off": False, "on": True}
+    if any(item not in values for item in text.split(",")):
+        raise SystemExit(f"{flag}: expected off, on or off,on, got {text!r}")
+    return [values[item] for item in text.split(",")]
+
+
+def per_size(text, size, default):
+    values = dict(item.split("=") for item in text.split(",") if item)
+    return int(values.get(size, default))
+
+
+class OurTraining:
+    """One model + LAMB of one precision; every step variant (XLA, accumulation) trains these variables."""
+
+    def __init__(self, bert_config, policy, run_config, strategy):
+        self.strategy, self.run_config = strategy, run_config
+        with strategy.scope():
+            self.model = bert.BertPretrainingModel(bert_config, dtype=policy)
+            schedule = trainer.plan_schedule(run_config.schedule, run_config.train).make_schedule()
+            self.optimizer = make_optimizer(run_config.optimizer, schedule)
+            self.optimizer.build(self.model.trainable_variables)
+            self.step = tf.Variable(
+                0, dtype=tf.int64, trainable=False, aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA
+            )
+
+    def candidate(self, features, accumulation, xla, steps):
+        """A zero-argument callable: `steps` optimizer steps in one host-loop call; returns its seconds."""
+        batch = int(features["input_ids"].shape[0])
+        inputs = DistributedInput(
+            self.strategy, lambda context, size: tf.data.Dataset.from_tensors(features).repeat(), batch
+        )
+        train_step = trainer.TrainStep(
+            self.model,
+            self.optimizer,
+            global_batch_size=batch,
+            accumulation_steps=accumulation,
+            clip_global_norm=self.run_config.optimizer.clip_global_norm,
+            jit_compile=xla,
+        )
+        return timed_call(make_host_loop(self.strategy, train_step, inputs, self.step), tf.constant(steps))
+
+
+class PeerTraining:
+    """keras-hub's BertMaskedLM of the same size, compiled with keras.optimizers.Lamb, run by model.fit."""
+
+    def __init__(self, bert_config, policy, xla, features, steps, run_config):
+        import keras_hub  # benchmark-only dependency (requirements-bench.txt)
+
+        backbone = keras_hub.models.BertBackbone(
+            vocabulary_size=bert_config.vocab_size,
+            num_layers=bert_config.num_hidden_layers,
+            num_heads=bert_config.num_attention_heads,
+            hidden_dim=bert_config.hidden_size,
+            intermediate_dim=bert_config.intermediate_size,
+            dropout=bert_config.hidden_dropout_prob,
+            max_sequence_length=bert_config.max_position_embeddings,
+            num_segments=bert_config.type_vocab_size,
+            dtype=policy,
+        )
+        self.model = keras_hub.models.BertMaskedLM(backbone, preprocessor=None)
+        optimizer_config = run_config.optimizer
+        optimizer = keras.optimizers.Lamb(
+            learning_rate=trainer.plan_schedule(run_config.schedule, run_config.train).make_schedule(),
+            beta_1=optimizer_config.beta_1,
+            beta_2=optimizer_config.beta_2,
+            epsilon=optimizer_config.epsilon,
+            weight_decay=optimizer_config.weight_decay,
+            global_clipnorm=optimizer_config.clip_global_norm,
+        )
+        # Keras matches these names in variable.name: LayerNorm's gamma/beta and every bias.
+        optimizer.exclude_from_weight_decay(var_names=["gamma", "beta", "bias"])
+        self.model.compile(optimizer=optimizer, jit_compile=xla, steps_per_execution=steps)
+        x = {
+            "token_ids": features["input_ids"],
+            "segment_ids": features["segment_ids"],
+            "padding_mask": features["input_mask"],
+            "mask_positions": features["masked_lm_positions"],
+        }
+        example = (x, features["masked_lm_ids"], features["masked_lm_weights"])
+        self.dataset = tf.data.Dataset.from_tensors(example).repeat()
+        self.steps = steps
+        self.timer = _ExecutionTimer()
+
+    def __call__(self):
+        """`steps` optimizer steps (one execution of the compiled train function); returns its seconds."""
+        self.model.fit(self.dataset, epochs=1, steps_per_epoch=self.steps, verbose=0, callbacks=[self.timer])
+        return self.timer.seconds
+
+
+class _ExecutionTimer(keras.callbacks.Callback):
+    """Wall time of one `fit` execution, from the start of its batch to its results (not fit's set-up)."""
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.start = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        block(logs)  # the loss and metrics: the step is done
+        self.seconds = time.perf_counter() - self.start
+
+
+def build_candidates(size, bert_config, args, run_config, strategy):
+    """[(row description, zero-argument candidate)] for one size: ours, then the peer's settings."""
+    batch = per_size(args.batch_sizes, size, 8)
+    steps = per_size(args.steps_per_call, size, 1)
+    features = random_features(bert_config, batch, args.seq_length, args.predictions)
+    xla_settings = parse_switch(args.xla, "--xla")
+    candidates = []
+    for policy in args.policies.split(","):
+        ours = OurTraining(bert_config, policy, run_config, strategy)
+        for xla in xla_settings:
+            for accumulation in (int(a) for a in args.accumulation.split(",")):
+                if xla and accumulation > 1 and not args.xla_accumulation:
+                    continue
+                if batch % accumulation:
+                    raise SystemExit(
+                        f"batch {batch} of {size} is not divisible by {accumulation} micro-steps"
+                    )
+                row = dict(side="ours", policy=policy, xla=xla, accumulation=accumulation)
+                candidates.append((row, ours.candidate(features, accumulation, xla, steps)))
+    if not args.no_peer:
+        for policy in args.policies.split(","):
+            for xla in parse_switch(args.peer_xla, "--peer_xla"):
+                row = dict(side="keras-hub", policy=policy, xla=xla, accumulation=1)
+                candidates.append((row, PeerTraining(bert_config, policy, xla, features, steps, run_config)))
+    for row, _ in candidates:
+        row.update(size=size, batch=batch, steps_per_call=steps)
+    return candidates
+
+
+def main():
+    args = parse_args()
+    run_config = trainer.load_config(args.config)
+    strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
+    print(
+        f"TF {tf.__version__}, Keras {keras.__version__}, {os.cpu_count()} CPUs; seq {args.seq_length}, "
+        f"{args.predictions} masked positions; optimizer from {args.config}: {run_config.optimizer}",
+        flush=True,
+    )
+    rows = []
+    for size in args.sizes.split(","):
+        bert_config = bert.BertConfig.from_json_file(ROOT / "configs" / "bert" / f"{size}.json")
+        repeats = args.repeats if bert_config.num_hidden_layers < 12 else args.base_repeats
+        candidates = build_candidates(size, bert_config, args, run_config, strategy)
+        ours_flops = model_flops_per_sequence(bert_config, args.seq_length, args.predictions)
+        peer_flops = model_flops_per_sequence(
+            bert_config, args.seq_length, args.predictions, next_sentence=False
+        )
+        first = candidates[0][0]
+        # Sized like one of our calls (capped: a few seconds of matmuls measure the peak well enough).
+        call_flops = min(ours_flops * first["batch"] * first["steps_per_call"], MAX_PEAK_FLOPS)
+        peaks = {}
+        for policy in args.policies.split(","):
+            chain, chain_args, peaks[policy] = peak_matmul(DTYPES[policy], False, args.peak_size, call_flops)
+            candidates.append((dict(side="peak", policy=policy), timed_call(chain, *chain_args)))
+
+        started = time.perf_counter()
+
+        def report(turn, seconds, size=size, started=started, repeats=repeats):
+            times = " ".join(f"{s:.2f}" for s in seconds)
+            elapsed = time.perf_counter() - started
+            print(f"  {size} turn {turn + 1}/{repeats} ({elapsed:.0f} s): {times}", flush=True)
+
+        print(f"{size}: {len(candidates)} candidates; warming up (tracing, compiling)", flush=True)
+        best = timed_in_turns([c for _, c in candidates], repeats, warmup=1, on_turn=report)
+        peak_rate = {}
+        for (row, _), seconds in zip(candidates, best, strict=True):
+            if row["side"] == "peak":
+                peak_rate[row["policy"]] = peaks[row["policy"]] / seconds
+        size_rows = []
+        for (row, _), seconds in zip(candidates, best, strict=True):
+            if row["side"] == "peak":
+                continue
+            flops = ours_flops if row["side"] == "ours" else peer_flops
+            row["sequences_per_second"] = row["batch"] * row["steps_per_call"] / seconds
+            row["model_flops_per_second"] = flops * row["sequences_per_second"]
+            row["peak_flops_per_second"] = peak_rate[row["policy"]]
+            size_rows.append(row)
+        add_ratios(size_rows)
+        rows.extend(size_rows)
+        del candidates
+        keras.backend.clear_session()
+        gc.collect()
+    print_table(rows)
+    print_summary(rows)
+    print(json.dumps({"seq_length": args.seq_length, "predictions": args.predictions, "rows": rows}))
+
+
+def add_ratios(rows):
+    """Each row's speed over the peer's best setting of the size, overall and in the row's precision."""
+    peer = [row for row in rows if row["side"] != "ours"]
+    if not peer:
+        return
+    best = max(row["sequences_per_second"] for row in peer)
+    for row in rows:
+        same = [p["sequences_per_second"] for p in peer if p["policy"] == row["policy"]]
+        row["vs_peer_best"] = row["sequences_per_second"] / best
+        row["vs_peer_best_same_precision"] = row["sequences_per_second"] / max(same) if same else None
+
+
+def describe(row):
+    xla = "XLA" if row["xla"] else "no XLA"
+    accumulation = f", {row['accumulation']} micro-steps" if row["side"] == "ours" else ""
+    return f"{row['side']} {row['policy']} {xla}{accumulation}"
+
+
+def print_table(rows):
+    header = (
+        f"| {'size':5} | {'model':9} | {'precision':14} | {'XLA':3} | {'accum':5} | {'batch':5} "
+        f"| {'seq/s':>7} | {'model TFLOP/s':>13} | {'of peak':>7} | {'vs peer best':>12} "
+        f"| {'vs peer same prec.':>18} |"
+    )
+    print(header)
+    print("|" + "|".join("-" * len(cell) for cell in header.split("|")[1:-1]) + "|")
+    for row in rows:
+        ratio = row.get("vs_peer_best")
+        same = row.get("vs_peer_best_same_precision")
+        accumulation = str(row["accumulation"]) if row["side"] == "ours" else "-"
+        print(
+            f"| {row['size']:5} | {row['side']:9} | {row['policy']:14} | {'yes' if row['xla'] else 'no':3} "
+            f"| {accumulation:>5} | {row['batch']:5d} | {row['sequences_per_second']:7.2f} "
+            f"| {row['model_flops_per_second'] / 1e12:13.3f} "
+            f"| {row['model_flops_per_second'] / row['peak_flops_per_second']:7.1%} "
+            f"| {_ratio(ratio):>12} | {_ratio(same):>18} |"
+        )
+
+
+def _ratio(value):
+    return "-" if value is None else f"{value:.2f}x"
+
+
+def fastest(rows):
+    return max(rows, key=lambda row: row["sequences_per_second"])
+
+
+def print_summary(rows):
+    """Per size: the peer's best setting, our best as a ratio to it, and our best in each precision as a
+    ratio to the peer's best in that precision, each against its target."""
+    for size in dict.fromkeys(row["size"] for row in rows):
+        size_rows = [row for row in rows if row["size"] == size]
+        peer = [row for row in size_rows if row["side"] != "ours"]
+        ours = [row for row in size_rows if row["side"] == "ours"]
+        if not peer or not ours:
+            continue
+        peer_best, our_best = fastest(peer), fastest(ours)
+        ratio = our_best["vs_peer_best"]
+        print(
+            f"{size}: the peer's best is {describe(peer_best)} "
+            f"({peer_best['sequences_per_second']:.2f} seq/s); "
+            f"our best, {describe(our_best)}, is {ratio:.2f}x it (target {TARGET_BEST:.1f}x: "
+            f"{_verdict(ratio, TARGET_BEST)})"
+        )
+        for policy in dict.fromkeys(row["policy"] for row in ours):
+            peer_policy = [row for row in peer if row["policy"] == policy]
+            if peer_policy:
+                a, b = fastest([row for row in ours if row["policy"] == policy]), fastest(peer_policy)
+                ratio = a["sequences_per_second"] / b["sequences_per_second"]
+                print(
+                    f"  {policy}: {describe(a)} is {ratio:.2f}x {describe(b)} "
+                    f"(target {TARGET_SAME_PRECISION:.1f}x: {_verdict(ratio, TARGET_SAME_PRECISION)})"
+                )
+
+
+def _verdict(ratio, target):
+    return "met" if ratio >= target else "not met"
+
+
+if __name__ == "__main__":
+    main()
