@@ -302,7 +302,8 @@ def add_ratios(rows):
 
 def describe(row):
     xla = "XLA" if row["xla"] else "no XLA"
-    accumulation = f", {row['accumulation']} micro-steps" if row["side"] == "ours" else ""
+    steps = row["accumulation"]
+    accumulation = f", {steps} micro-step{'s' if steps > 1 else ''}" if row["side"] == "ours" else ""
     return f"{row['side']} {row['policy']} {xla}{accumulation}"
 
 
