@@ -31,10 +31,10 @@ the targets (our best >= 2x the peer's best; ours >= 1.2x the peer in the same p
 """
 
 import argparse
-import gc
 import json
 import os
 import pathlib
+import subprocess
 import sys
 import time
 
@@ -59,6 +59,7 @@ import trainer  # noqa: E402
 from trainer.inputs import DistributedInput  # noqa: E402
 from trainer.train import make_host_loop, make_optimizer  # noqa: E402
 
+ROWS_MARK = "rows of one size: "  # how a size's process hands its rows to the main one
 DTYPES = {"float32": tf.float32, "mixed_bfloat16": tf.bfloat16}
 MAX_PEAK_FLOPS = 2e11
 TARGET_SAME_PRECISION = 1.2  # ours over the peer's best setting in the same precision
@@ -96,6 +97,7 @@ def parse_args():
     parser.add_argument("--config", default="phase1.yaml", help="run config whose optimizer section is used")
     parser.add_argument("--peak_size", type=int, default=2048, help="n of the n x n x n peak matmuls")
     parser.add_argument("--no_peer", action="store_true", help="time our settings only")
+    parser.add_argument("--one_size", action="store_true", help=argparse.SUPPRESS)  # a size's own process
     return parser.parse_args()
 
 
@@ -231,9 +233,15 @@ def build_candidates(size, bert_config, args, run_config, strategy):
 
 
 def main():
+    """Each size is measured in a process of its own (its models and compiled steps freed before the next
+    size starts: the base size alone holds about 10 GB); this process prints the combined table."""
     args = parse_args()
+    if args.one_size:
+        rows = measure_size(args)
+        print(ROWS_MARK + json.dumps(rows), flush=True)
+        # Without the interpreter's teardown: freeing a base run's models and XLA executables took minutes.
+        os._exit(0)
     run_config = trainer.load_config(args.config)
-    strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
     print(
         f"TF {tf.__version__}, Keras {keras.__version__}, {os.cpu_count()} CPUs; seq {args.seq_length}, "
         f"{args.predictions} masked positions; optimizer from {args.config}: {run_config.optimizer}",
@@ -241,51 +249,62 @@ def main():
     )
     rows = []
     for size in args.sizes.split(","):
-        bert_config = bert.BertConfig.from_json_file(ROOT / "configs" / "bert" / f"{size}.json")
-        repeats = args.repeats if bert_config.num_hidden_layers < 12 else args.base_repeats
-        candidates = build_candidates(size, bert_config, args, run_config, strategy)
-        ours_flops = model_flops_per_sequence(bert_config, args.seq_length, args.predictions)
-        peer_flops = model_flops_per_sequence(
-            bert_config, args.seq_length, args.predictions, next_sentence=False
-        )
-        first = candidates[0][0]
-        # Sized like one of our calls (capped: a few seconds of matmuls measure the peak well enough).
-        call_flops = min(ours_flops * first["batch"] * first["steps_per_call"], MAX_PEAK_FLOPS)
-        peaks = {}
-        for policy in args.policies.split(","):
-            chain, chain_args, peaks[policy] = peak_matmul(DTYPES[policy], False, args.peak_size, call_flops)
-            candidates.append((dict(side="peak", policy=policy), timed_call(chain, *chain_args)))
-
-        started = time.perf_counter()
-
-        def report(turn, seconds, size=size, started=started, repeats=repeats):
-            times = " ".join(f"{s:.2f}" for s in seconds)
-            elapsed = time.perf_counter() - started
-            print(f"  {size} turn {turn + 1}/{repeats} ({elapsed:.0f} s): {times}", flush=True)
-
-        print(f"{size}: {len(candidates)} candidates; warming up (tracing, compiling)", flush=True)
-        best = timed_in_turns([c for _, c in candidates], repeats, warmup=1, on_turn=report)
-        peak_rate = {}
-        for (row, _), seconds in zip(candidates, best, strict=True):
-            if row["side"] == "peak":
-                peak_rate[row["policy"]] = peaks[row["policy"]] / seconds
-        size_rows = []
-        for (row, _), seconds in zip(candidates, best, strict=True):
-            if row["side"] == "peak":
-                continue
-            flops = ours_flops if row["side"] == "ours" else peer_flops
-            row["sequences_per_second"] = row["batch"] * row["steps_per_call"] / seconds
-            row["model_flops_per_second"] = flops * row["sequences_per_second"]
-            row["peak_flops_per_second"] = peak_rate[row["policy"]]
-            size_rows.append(row)
-        add_ratios(size_rows)
-        rows.extend(size_rows)
-        del candidates
-        keras.backend.clear_session()
-        gc.collect()
+        command = [sys.executable, __file__, *sys.argv[1:], f"--sizes={size}", "--one_size"]
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+        for line in process.stdout:
+            if line.startswith(ROWS_MARK):
+                rows.extend(json.loads(line[len(ROWS_MARK) :]))
+            else:
+                print(line, end="", flush=True)
+        if process.wait():
+            raise SystemExit(f"measuring {size} failed (exit code {process.returncode})")
     print_table(rows)
     print_summary(rows)
     print(json.dumps({"seq_length": args.seq_length, "predictions": args.predictions, "rows": rows}))
+
+
+def measure_size(args):
+    """The rows of the one size in args.sizes: every candidate timed in turns with the matmul peaks."""
+    size = args.sizes
+    run_config = trainer.load_config(args.config)
+    strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
+    bert_config = bert.BertConfig.from_json_file(ROOT / "configs" / "bert" / f"{size}.json")
+    repeats = args.repeats if bert_config.num_hidden_layers < 12 else args.base_repeats
+    candidates = build_candidates(size, bert_config, args, run_config, strategy)
+    ours_flops = model_flops_per_sequence(bert_config, args.seq_length, args.predictions)
+    peer_flops = model_flops_per_sequence(bert_config, args.seq_length, args.predictions, next_sentence=False)
+    first = candidates[0][0]
+    # Sized like one of our calls (capped: a few seconds of matmuls measure the peak well enough).
+    call_flops = min(ours_flops * first["batch"] * first["steps_per_call"], MAX_PEAK_FLOPS)
+    peaks = {}
+    for policy in args.policies.split(","):
+        chain, chain_args, peaks[policy] = peak_matmul(DTYPES[policy], False, args.peak_size, call_flops)
+        candidates.append((dict(side="peak", policy=policy), timed_call(chain, *chain_args)))
+
+    started = time.perf_counter()
+
+    def report(turn, seconds):
+        times = " ".join(f"{s:.2f}" for s in seconds)
+        elapsed = time.perf_counter() - started
+        print(f"  {size} turn {turn + 1}/{repeats} ({elapsed:.0f} s): {times}", flush=True)
+
+    print(f"{size}: {len(candidates)} candidates; warming up (tracing, compiling)", flush=True)
+    best = timed_in_turns([c for _, c in candidates], repeats, warmup=1, on_turn=report)
+    peak_rate = {}
+    for (row, _), seconds in zip(candidates, best, strict=True):
+        if row["side"] == "peak":
+            peak_rate[row["policy"]] = peaks[row["policy"]] / seconds
+    rows = []
+    for (row, _), seconds in zip(candidates, best, strict=True):
+        if row["side"] == "peak":
+            continue
+        flops = ours_flops if row["side"] == "ours" else peer_flops
+        row["sequences_per_second"] = row["batch"] * row["steps_per_call"] / seconds
+        row["model_flops_per_second"] = flops * row["sequences_per_second"]
+        row["peak_flops_per_second"] = peak_rate[row["policy"]]
+        rows.append(row)
+    add_ratios(rows)
+    return rows
 
 
 def add_ratios(rows):
