@@ -11,7 +11,7 @@ Measured on a 2-core AVX-512 CPU (training step, seq 128, interleaved timings): 
 bert/layers.py, the fused GELU gave 8-10% more sequences/s in mixed_bfloat16 and 0-4% in float32 than
 TensorFlow's op-by-op GELU and stateless dropout. The same treatment of the attention
 softmax + dropout, dropout + residual + LayerNorm and the embedding sum + LayerNorm + dropout added about 5%
-together in mixed_bfloat16 and nothing in float32, each within 2%: not worth three more custom gradients.
+together in mixed_bfloat16 and nothing in float32, each within 3%: not worth three more custom gradients.
 """
 
 import functools
