@@ -234,7 +234,7 @@ def build_candidates(size, bert_config, args, run_config, strategy):
 
 def main():
     """Each size is measured in a process of its own (its models and compiled steps freed before the next
-    size starts: the base size alone holds about 10 GB); this process prints the combined table."""
+    size starts: the base size alone peaks at about 18 GB); this process prints the combined table."""
     args = parse_args()
     if args.one_size:
         rows = measure_size(args)
