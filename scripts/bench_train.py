@@ -149,7 +149,11 @@ class PeerTraining:
     """keras-hub's BertMaskedLM of the same size, compiled with keras.optimizers.Lamb, run by model.fit."""
 
     def __init__(self, bert_config, policy, xla, features, steps, run_config):
-        import keras_hub  # benchmark-only dependency (requirements-bench.txt)
+        try:
+            import keras_hub  # benchmark-only dependency (requirements-bench.txt)
+        except ImportError:
+            sys.exit("bench_train.py: error: keras-hub is not installed: `make bench` installs it "
+                     "(requirements-bench.txt), or pass --no_peer")  # fmt: skip
 
         backbone = keras_hub.models.BertBackbone(
             vocabulary_size=bert_config.vocab_size,
