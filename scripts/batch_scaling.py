@@ -65,6 +65,7 @@ import data  # noqa: E402
 import trainer  # noqa: E402
 from data.corpus import DocumentList, embedded_corpus  # noqa: E402
 from data.create_pretraining_data import create_pretraining_data  # noqa: E402
+from scripts.experiment_common import batch_list, positive, write_atomically  # noqa: E402
 from trainer.train import SUMMARY_DIR_NAME  # noqa: E402
 
 OPTIMIZERS = ("lamb", "adamw")
@@ -399,14 +400,6 @@ def run_all(runs, config_path, train_sequences):
 # Outputs
 
 
-def write_atomically(path, write):
-    """write(temporary path), then rename: a file under its final name is always complete."""
-    path = pathlib.Path(path)
-    temporary = path.with_name(path.name + ".tmp")
-    write(temporary)
-    os.replace(temporary, path)
-
-
 def csv_text(rows, fields):
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=fields, lineterminator="\n")
@@ -626,29 +619,6 @@ class OneLineParser(argparse.ArgumentParser):
 
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message}\n")
-
-
-def positive(kind):
-    def parse(text):
-        try:
-            value = kind(text)
-        except ValueError:
-            value = None
-        if value is None or not value > 0 or not math.isfinite(value):
-            raise argparse.ArgumentTypeError(f"expected a positive {kind.__name__}, got {text!r}")
-        return value
-
-    return parse
-
-
-def batch_list(text):
-    try:
-        sizes = tuple(int(item) for item in text.split(","))
-    except ValueError:
-        sizes = ()
-    if not sizes or min(sizes) < 1:
-        raise argparse.ArgumentTypeError(f"expected comma-separated positive integers, got {text!r}")
-    return tuple(sorted(set(sizes)))
 
 
 def learning_rate_list(text):

@@ -48,6 +48,8 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
+from scripts.experiment_common import batch_list, positive, write_atomically  # noqa: E402
+
 NETWORKS = ("mlp", "cnn", "birnn", "bigru", "bilstm")
 NETWORK_TITLES = {"mlp": "MLP", "cnn": "CNN", "birnn": "Bi-RNN", "bigru": "Bi-GRU", "bilstm": "Bi-LSTM"}
 OPTIMIZERS = ("adam", "adamw", "lamb")
@@ -467,13 +469,6 @@ def plot_accuracy(rows, dataset, args, path):
     plt.close(figure)
 
 
-def write_atomically(path, write):
-    """Writes through a temporary file renamed into place, so a file that exists is complete."""
-    temporary = path.with_name(path.name + ".tmp")
-    write(temporary)
-    os.replace(temporary, path)
-
-
 def write_outputs(rows, dataset, args, report):
     out_dir = pathlib.Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -508,29 +503,6 @@ def comma_list(allowed):
                 f"expected a comma-separated subset of {','.join(allowed)}, got {text!r}"
             )
         return items
-
-    return parse
-
-
-def batch_list(text):
-    try:
-        sizes = tuple(int(item) for item in text.split(","))
-    except ValueError:
-        sizes = ()
-    if not sizes or min(sizes) < 1:
-        raise argparse.ArgumentTypeError(f"expected comma-separated positive integers, got {text!r}")
-    return tuple(sorted(set(sizes)))
-
-
-def positive(kind):
-    def parse(text):
-        try:
-            value = kind(text)
-        except ValueError:
-            value = None
-        if value is None or value <= 0:
-            raise argparse.ArgumentTypeError(f"expected a positive {kind.__name__}, got {text!r}")
-        return value
 
     return parse
 
