@@ -43,11 +43,11 @@ demo: $(DEV_STAMP)
 
 ## make bench: every benchmark script, each printing its ratio table (several minutes each).
 bench: $(BENCH_STAMP)
-	$(PY) scripts/bench_optimizer.py
-	$(PY) scripts/bench_model.py
-	$(PY) scripts/bench_data.py
-	$(PY) scripts/bench_pipeline.py
-	$(PY) scripts/bench_train.py
+	$(PY) scripts/benchmarks/bench_optimizer.py
+	$(PY) scripts/benchmarks/bench_model.py
+	$(PY) scripts/benchmarks/bench_data.py
+	$(PY) scripts/benchmarks/bench_pipeline.py
+	$(PY) scripts/benchmarks/bench_train.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

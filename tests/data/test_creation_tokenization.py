@@ -47,7 +47,7 @@ def test_documents_drop_empty_sentences_and_documents():
 
 
 def reference_tokenizer_module():
-    path = ROOT / "scripts" / "pure_python_pretraining_data.py"
+    path = ROOT / "scripts" / "benchmarks" / "pure_python_pretraining_data.py"
     spec = importlib.util.spec_from_file_location("pure_python_pretraining_data", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -1,4 +1,4 @@
-"""Reading the --dry_run output of the launchers (scripts/launch_*.py) back into commands.
+"""Reading the --dry_run output of the launchers (scripts/launch/launch_*.py) back into commands.
 
 The output format: `# [i/n] description` starts a stage, `#   label` names the next command, and every
 other line is one command quoted for a POSIX shell.
@@ -12,7 +12,7 @@ import subprocess
 import sys
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-SCRIPTS = ROOT / "scripts"
+SCRIPTS = ROOT / "scripts" / "launch"
 STAGE = re.compile(r"^# \[(\d+)/(\d+)\] (.*)$")
 
 

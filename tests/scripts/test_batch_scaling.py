@@ -1,4 +1,4 @@
-"""scripts/batch_scaling.py: the large-batch experiment, in its --quick form.
+"""scripts/experiments/batch_scaling.py: the large-batch experiment, in its --quick form.
 
 The quick run builds its data from every 8th document of the embedded corpus (1000-token vocabulary), then
 pretrains BERT-tiny with LAMB and AdamW at batch 32 and 256 (4 accumulation steps of 64) for 2 epochs each,
@@ -18,7 +18,7 @@ import sys
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-SCRIPT = ROOT / "scripts" / "batch_scaling.py"
+SCRIPT = ROOT / "scripts" / "experiments" / "batch_scaling.py"
 
 QUICK_BATCHES = (32, 256)
 QUICK_EPOCHS = 2
@@ -163,7 +163,7 @@ def test_plots_are_pngs_with_two_panels(quick_run):
 
 def test_report_holds_the_table_and_the_command(quick_run):
     report = (quick_run["out_dir"] / "batch_scaling.md").read_text()
-    assert "python scripts/batch_scaling.py --quick" in report
+    assert "python scripts/experiments/batch_scaling.py --quick" in report
     for row in quick_run["rows"]:
         title = {"lamb": "LAMB", "adamw": "AdamW"}[row["optimizer"]]
         assert f"| {title} | {row['batch_size']} |" in report

@@ -1,4 +1,4 @@
-"""scripts/bench_train.py runs our training step and the peer's, and prints the ratio table.
+"""scripts/benchmarks/bench_train.py runs our training step and the peer's, and prints the ratio table.
 
 A minimal run: BERT-tiny, a batch of 4 sequences of 32 tokens, one timed turn, float32 only, our step with
 1 and 2 accumulation micro-steps, the peer without XLA (when keras-hub, a benchmark-only dependency, is
@@ -12,7 +12,7 @@ import subprocess
 import sys
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-SCRIPT = ROOT / "scripts" / "bench_train.py"
+SCRIPT = ROOT / "scripts" / "benchmarks" / "bench_train.py"
 HAS_PEER = importlib.util.find_spec("keras_hub") is not None
 
 

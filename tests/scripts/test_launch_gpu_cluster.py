@@ -1,4 +1,4 @@
-"""scripts/launch_gpu_cluster.py: one TF_CONFIG per node, phase 1 on every node, then phase 2."""
+"""scripts/launch/launch_gpu_cluster.py: one TF_CONFIG per node, phase 1 on every node, then phase 2."""
 
 import json
 import os
@@ -9,6 +9,7 @@ import time
 
 import pytest
 from launch_dry_run import (
+    ROOT,
     SCRIPTS,
     assert_one_line_error,
     load_with_the_trainer,
@@ -129,7 +130,7 @@ def test_this_node_runs_only_its_own_command_without_ssh():
     assert [len(stage.commands) for stage in stages] == [1, 1]
     for stage in stages:
         words = stage.commands[0]
-        assert words[:3] == ["env", "-C", str(SCRIPTS.parent)]  # the checkout, default --workdir
+        assert words[:3] == ["env", "-C", str(ROOT)]  # the checkout, default --workdir
         call = pretraining_call(words)
         assert call.prefix[-1] == ".venv/bin/python"
         assert json.loads(call.environment["TF_CONFIG"]) == {

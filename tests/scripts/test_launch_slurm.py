@@ -1,4 +1,4 @@
-"""scripts/slurm_pretrain.sbatch under stand-ins for Slurm's scontrol and srun (no Slurm here).
+"""scripts/launch/slurm_pretrain.sbatch under stand-ins for Slurm's scontrol and srun (no Slurm here).
 
 The stand-in srun runs the job step's command once per node of the allocation with that node's
 SLURM_NODEID, as srun --ntasks-per-node=1 does; the launcher is asked for --dry_run through EXTRA.
@@ -46,7 +46,7 @@ def run_batch_script(tmp_path, **settings):
         **settings,
     }
     return subprocess.run(
-        ["bash", str(ROOT / "scripts" / "slurm_pretrain.sbatch")],
+        ["bash", str(ROOT / "scripts" / "launch" / "slurm_pretrain.sbatch")],
         env=environment,
         capture_output=True,
         text=True,

@@ -1,4 +1,4 @@
-"""scripts/launch_tpu_vm.py: create a TPU VM, ship the code and the requirements, phase 1, then phase 2."""
+"""scripts/launch/launch_tpu_vm.py: create a TPU VM, ship code and requirements, phase 1, then phase 2."""
 
 import shlex
 import subprocess
@@ -116,7 +116,7 @@ def test_the_packed_archive_holds_the_committed_code(tmp_path):
     assert {
         "bert-lamb/requirements.txt",
         "bert-lamb/constraints.txt",
-        "bert-lamb/scripts/launch_tpu_vm.py",
+        "bert-lamb/scripts/launch/launch_tpu_vm.py",
     } <= names
 
 

@@ -1,4 +1,4 @@
-"""scripts/mnist_table.py: the MNIST table of the first TensorFlow LAMB release, in its --quick form.
+"""scripts/experiments/mnist_table.py: the first TensorFlow LAMB release's MNIST table, --quick.
 
 The quick run trains an MLP and a bidirectional RNN with Adam, AdamW and LAMB at batch sizes 64, 512 and
 16384 for 12 epochs on the scikit-learn digits (MNIST cannot be downloaded here); 16384 exceeds the 1437
@@ -15,7 +15,7 @@ import sys
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-SCRIPT = ROOT / "scripts" / "mnist_table.py"
+SCRIPT = ROOT / "scripts" / "experiments" / "mnist_table.py"
 DIGITS_TRAIN, DIGITS_TEST = 1437, 360  # 1797 digits split 80/20
 
 

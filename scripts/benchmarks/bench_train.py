@@ -24,10 +24,10 @@ matmul peak in the same dtype (a chain of --peak_size^3 matmuls without XLA, one
 and the speed relative to the peer's best setting of that size, overall and in the same precision, against
 the targets (our best >= 2x the peer's best; ours >= 1.2x the peer in the same precision).
 
-    python scripts/bench_train.py                                   # tiny, small, base
-    python scripts/bench_train.py --sizes=small --repeats=8         # steadier numbers for one size
-    python scripts/bench_train.py --sizes=tiny --xla=off,on --xla_accumulation
-    python scripts/bench_train.py --sizes=base --batch_sizes=base=16 --accumulation=1,2,4
+    python scripts/benchmarks/bench_train.py                                   # tiny, small, base
+    python scripts/benchmarks/bench_train.py --sizes=small --repeats=8         # steadier numbers for one size
+    python scripts/benchmarks/bench_train.py --sizes=tiny --xla=off,on --xla_accumulation
+    python scripts/benchmarks/bench_train.py --sizes=base --batch_sizes=base=16 --accumulation=1,2,4
 """
 
 import argparse
@@ -40,7 +40,7 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 import keras  # noqa: E402

@@ -8,9 +8,9 @@ claim: with LAMB the loss stays close to the small batch's up to very large batc
 same rules falls behind. This script runs that experiment in miniature, through the application
 (`trainer.train`, the trainer's `schedule.reference_batch_size` rescaling, `optimizer.name: lamb | adamw`):
 
-    python scripts/batch_scaling.py            # the full experiment: 2 optimizers x 5 batch sizes, ~1 hour
-    python scripts/batch_scaling.py --quick    # 2 x 2 runs on an eighth of the corpus, a few minutes
-    python scripts/batch_scaling.py --tune     # the reference learning rates: a grid at the reference batch
+    python scripts/experiments/batch_scaling.py         # full experiment: 2 optimizers x 5 batch sizes, ~1 h
+    python scripts/experiments/batch_scaling.py --quick # 2 x 2 runs on an eighth of the corpus, a few minutes
+    python scripts/experiments/batch_scaling.py --tune  # reference learning rates: a grid
 
 Data: the embedded corpus (data/corpus.py: docstrings of the Python standard library, numpy and TensorFlow),
 built once with the data library into <work_dir>/data as the demo builds it (a 4000-token WordPiece
@@ -53,7 +53,7 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 import keras  # noqa: E402
@@ -65,7 +65,7 @@ import data  # noqa: E402
 import trainer  # noqa: E402
 from data.corpus import DocumentList, embedded_corpus  # noqa: E402
 from data.create_pretraining_data import create_pretraining_data  # noqa: E402
-from scripts.experiment_common import batch_list, positive, write_atomically  # noqa: E402
+from scripts.experiments.experiment_common import batch_list, positive, write_atomically  # noqa: E402
 from trainer.train import SUMMARY_DIR_NAME  # noqa: E402
 
 OPTIMIZERS = ("lamb", "adamw")
@@ -95,7 +95,7 @@ class Setup:
 
 
 # The reference learning rates are starting values (the demo's LAMB rate moved to batch 32 by the square-root
-# rule; a common AdamW rate) until `python scripts/batch_scaling.py --tune` has chosen them (a grid of
+# rule; a common AdamW rate) until `batch_scaling.py --tune` has chosen them (a grid of
 # factor-2 steps at batch 32 with the same epochs, warmup and decay; the lowest held-out masked-LM loss wins).
 # 4 warmup steps are 29% of the 14 updates of batch 8192.
 FULL = Setup(
@@ -710,7 +710,7 @@ def main(argv=None):
     args = parse_args(argv)
     logging.set_verbosity(logging.INFO if args.verbose else logging.WARNING)
     setup = args.setup
-    command = shlex.join(["python", "scripts/batch_scaling.py", *argv])
+    command = shlex.join(["python", "scripts/experiments/batch_scaling.py", *argv])
     start = time.perf_counter()
     try:
         meta = ensure_data(str(args.work_dir / "data"), setup)

@@ -1,7 +1,7 @@
 """Time per update of lamb.LAMB against Keras' Adam, AdamW and Lamb on BERT-base-shaped variables.
 
-    python scripts/bench_optimizer.py                  # 15 timed repeats, a few minutes (mostly XLA compiles)
-    python scripts/bench_optimizer.py --repeats=50     # more repeats on a noisy machine
+    python scripts/benchmarks/bench_optimizer.py    # 15 timed repeats, a few minutes (mostly XLA compiles)
+    python scripts/benchmarks/bench_optimizer.py --repeats=50     # more repeats on a noisy machine
 
 The variables have the shapes of Google's BERT-base pretraining model (110M parameters in 206 variables,
 including the 30522 x 768 word embedding); the gradients are fixed random tensors. Each optimizer's whole
@@ -30,7 +30,7 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 import keras  # noqa: E402

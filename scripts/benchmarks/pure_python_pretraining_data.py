@@ -1,11 +1,11 @@
-"""The baseline for scripts/bench_data.py: Google's pretraining-data algorithm in plain Python.
+"""The baseline for scripts/benchmarks/bench_data.py: Google's pretraining-data algorithm in plain Python.
 
 This is what google-research/bert's create_pretraining_data.py does, written out independently: read Google's
 text format into memory, tokenize with a pure-Python BERT basic tokenizer + greedy WordPiece, create the
 next-sentence pairs and masked-LM predictions one instance at a time with Python's `random`, and write
 tf.train.Example protos with tf.io.TFRecordWriter, round-robin over the output files. Single process.
 
-    python scripts/pure_python_pretraining_data.py --input=corpus.txt --vocab_file=vocab.txt \
+    python scripts/benchmarks/pure_python_pretraining_data.py --input=corpus.txt --vocab_file=vocab.txt \
         --output=out/baseline.tfrecord --dupe_factor=10
 
 It exists to be measured against, and as an independent reference for the tokenizer in tests.

@@ -6,9 +6,9 @@ and LSTM networks reading the image row by row -- trained with Adam, AdamW and L
 epochs; the test accuracy of every run goes into a table. With a fixed number of epochs a larger batch means
 fewer updates, which is where LAMB's layer-wise trust ratio is expected to help.
 
-    python scripts/mnist_table.py                 # the full table (about 20 minutes on 2 CPU cores)
-    python scripts/mnist_table.py --quick         # 2 networks x 3 optimizers x 3 batch sizes, a minute
-    python scripts/mnist_table.py --data=mnist    # download MNIST through tensorflow-datasets first
+    python scripts/experiments/mnist_table.py          # the full table (about 20 minutes on 2 CPU cores)
+    python scripts/experiments/mnist_table.py --quick  # 2 networks x 3 optimizers x 3 batch sizes, a minute
+    python scripts/experiments/mnist_table.py --data=mnist # download MNIST through tensorflow-datasets first
 
 Data. MNIST is read through tensorflow-datasets when it is prepared on this machine (`--data=auto`, the
 default, never downloads; `--data=mnist` downloads it). Otherwise the script runs on scikit-learn's 8x8
@@ -43,12 +43,12 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-from scripts.experiment_common import batch_list, positive, write_atomically  # noqa: E402
+from scripts.experiments.experiment_common import batch_list, positive, write_atomically  # noqa: E402
 
 NETWORKS = ("mlp", "cnn", "birnn", "bigru", "bilstm")
 NETWORK_TITLES = {"mlp": "MLP", "cnn": "CNN", "birnn": "Bi-RNN", "bigru": "Bi-GRU", "bilstm": "Bi-LSTM"}
@@ -553,7 +553,7 @@ def main(argv=None):
     dataset = load_dataset(args.data, args.seed)
     if args.epochs is None:
         args.epochs = QUICK["epochs"] if args.quick else FULL_EPOCHS[dataset.name]
-    command = shlex.join(["python", "scripts/mnist_table.py", *argv])
+    command = shlex.join(["python", "scripts/experiments/mnist_table.py", *argv])
     print(f"Data set: {dataset.description}")
     print(
         f"Networks {','.join(args.networks)}; optimizers {','.join(args.optimizers)}; batch sizes "

@@ -17,9 +17,9 @@ ratio to the Google-style pipeline. Then it times the training step that consume
 backward pass of bert.BertPretrainingModel (configs/bert/base.json, seq 128) and reports how many times
 faster the pipeline delivers sequences than that step consumes them.
 
-    python scripts/bench_pipeline.py                          # a few minutes
-    python scripts/bench_pipeline.py --rounds=7 --batches=400 # steadier numbers
-    python scripts/bench_pipeline.py --skip_model             # pipelines only
+    python scripts/benchmarks/bench_pipeline.py                          # a few minutes
+    python scripts/benchmarks/bench_pipeline.py --rounds=7 --batches=400 # steadier numbers
+    python scripts/benchmarks/bench_pipeline.py --skip_model             # pipelines only
 """
 
 import argparse
@@ -31,7 +31,7 @@ import tempfile
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402

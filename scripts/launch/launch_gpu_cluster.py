@@ -1,6 +1,7 @@
 """Pretrain BERT on several GPU hosts with MultiWorkerMirroredStrategy: one TF_CONFIG per node.
 
-    python scripts/launch_gpu_cluster.py --hosts=gpu-a,gpu-b,gpu-c,gpu-d --model_dir=/shared/runs/bert \\
+    python scripts/launch/launch_gpu_cluster.py --hosts=gpu-a,gpu-b,gpu-c,gpu-d \\
+        --model_dir=/shared/runs/bert \\
         --phase1_data='/shared/data/seq128/*.tfrecord' --phase2_data='/shared/data/seq512/*.tfrecord' \\
         --dry_run
 
@@ -14,7 +15,7 @@ time; phase 2 starts when phase 1 has ended on every node, from phase 1's final 
   --launcher=docker  `ssh <host> docker run --gpus=all --network=host -e TF_CONFIG=... -v <data>:/data
                      -v <model>:/model <image> ...` with the image built from the Dockerfile
   --this_node=K      run node K's commands here, without ssh: under Slurm every node runs this script with
-                     K = $SLURM_NODEID (scripts/slurm_pretrain.sbatch)
+                     K = $SLURM_NODEID (scripts/launch/slurm_pretrain.sbatch)
 
 model_dir and the data must be visible to every node at the same path (a shared filesystem or gs://):
 each worker reads its share of the data, and phase 2 on every node reads phase 1's checkpoint.

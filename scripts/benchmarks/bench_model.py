@@ -12,8 +12,8 @@ per sequence, forward = L*S*(8H^2 + 4HF + 4SH) + P*(2H^2 + 2HV) + 2H^2 + 4H
 (Q, K, V, attention-output and FFN projections; attention scores and context; masked-LM transform and
 tied decoder at P positions; pooler; next-sentence head).
 
-    python scripts/bench_model.py                       # tiny, small, base at seq 128 (a few minutes)
-    python scripts/bench_model.py --sizes=base --repeats=10
+    python scripts/benchmarks/bench_model.py         # tiny, small, base at seq 128 (a few minutes)
+    python scripts/benchmarks/bench_model.py --sizes=base --repeats=10
 """
 
 import argparse
@@ -23,7 +23,7 @@ import pathlib
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 import keras  # noqa: E402

@@ -1,6 +1,7 @@
 """Pretrain BERT on a Cloud TPU VM (or TPU VM slice): create it, ship the code, install, phase 1, phase 2.
 
-    python scripts/launch_tpu_vm.py --tpu_name=bert-lamb --zone=us-central2-b --accelerator_type=v4-128 \\
+    python scripts/launch/launch_tpu_vm.py --tpu_name=bert-lamb --zone=us-central2-b \\
+        --accelerator_type=v4-128 \\
         --model_dir=gs://my-bucket/bert-large \\
         --phase1_data='gs://my-bucket/data/seq128/*.tfrecord' \\
         --phase2_data='gs://my-bucket/data/seq512/*.tfrecord' --dry_run

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 REQUIREMENTS = ROOT / "requirements.txt"
 ENTRY_POINT = "run_pretraining.py"
 PHASES = ("1", "2")

@@ -1,9 +1,9 @@
 """Pretraining-data creation speed: data.create_pretraining_data against a plain-Python generator.
 
-    python scripts/bench_data.py                       # embedded corpus x4, dupe_factor 10: ~3 minutes
-    python scripts/bench_data.py --copies=1 --repeats=3 --vocab_size=30522
+    python scripts/benchmarks/bench_data.py         # embedded corpus x4, dupe_factor 10: ~3 minutes
+    python scripts/benchmarks/bench_data.py --copies=1 --repeats=3 --vocab_size=30522
 
-The baseline is scripts/pure_python_pretraining_data.py: Google's algorithm (google-research/bert's
+The baseline is scripts/benchmarks/pure_python_pretraining_data.py: Google's algorithm (google-research/bert's
 create_pretraining_data.py) in one Python process, with a plain-Python BERT tokenizer, tf.train.Example
 protos built one by one. Ours runs with 1 and with 2 processes (each process keeps several threads busy:
 see data.create_pretraining_data). Every run reads the same Google-format text file -- the embedded corpus
@@ -27,8 +27,8 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path[:0] = [ROOT, os.path.join(ROOT, "scripts")]
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path[:0] = [ROOT, os.path.join(ROOT, "scripts", "benchmarks")]
 
 import pure_python_pretraining_data as baseline  # noqa: E402
 

@@ -1,4 +1,4 @@
-"""Helpers shared by the model and training-step benchmarks (scripts/bench_model.py, scripts/bench_train.py).
+"""Helpers shared by the model and training-step benchmarks (bench_model.py, bench_train.py).
 
 - `model_flops_per_sequence`: analytic matmul FLOPs of one BERT pretraining sequence, forward + backward;
 - `random_features`: a batch of Google-format pretraining features with random tokens;
