@@ -9,80 +9,39 @@ expected, e.g.
 
 `--set section.key=value` overrides are parsed as YAML values and typed by the schema below, so
 `--set schedule.peak_learning_rate=4e-3` is a float and `--set model.init_checkpoint=null` clears a path.
+The loading machinery is generic (trainer/typed_yaml.py); this module is the pretraining schema.
 """
 
 import dataclasses
-import difflib
-import math
 import pathlib
-import re
-import types
-import typing
 from typing import Literal
 
-import yaml
-
+from trainer import typed_yaml
 from trainer.errors import ConfigError
+from trainer.typed_yaml import (
+    REQUIRED,
+    apply_override,
+    at_least,
+    bounds,
+    build,
+    greater_than,
+    in_unit_interval,
+    key,
+    not_empty,
+    parse_override,
+    parse_yaml,
+    power_of_two,
+    regexes,
+    short_repr,
+)
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 CONFIG_DIR = REPO_ROOT / "configs"
 CONFIG_FILE_NAME = "config.yaml"  # the resolved config, written to model_dir
-REQUIRED = dataclasses.MISSING
 
 STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker", "tpu")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 OPTIMIZERS = ("lamb", "adamw")
-
-
-def key(default, help, check=None):
-    """One config key: its default (REQUIRED when it has none), a one-line description, a value check.
-
-    `check(value)` returns None when the value is good, else the expected form ("an integer >= 1").
-    """
-    metadata = {"help": help, "check": check}
-    if default is REQUIRED:
-        return dataclasses.field(metadata=metadata)
-    if isinstance(default, list):
-        return dataclasses.field(default_factory=lambda: list(default), metadata=metadata)
-    return dataclasses.field(default=default, metadata=metadata)
-
-
-# Value checks (a value's type is already right when they run).
-
-
-def at_least(minimum):
-    return lambda value: None if value >= minimum else f"a number >= {minimum}"
-
-
-def greater_than(minimum):
-    return lambda value: None if value > minimum else f"a number > {minimum}"
-
-
-def in_unit_interval(value):
-    return None if 0.0 <= value < 1.0 else "a number in [0, 1)"
-
-
-def regexes(patterns):
-    for pattern in patterns:
-        try:
-            re.compile(pattern)
-        except re.error as e:
-            return f"a list of regular expressions ({pattern!r}: {e})"
-    return None
-
-
-def bounds(pair):
-    if len(pair) == 2 and 0.0 <= pair[0] <= pair[1]:
-        return None
-    return "[minimum, maximum] with 0 <= minimum <= maximum"
-
-
-def power_of_two(value):
-    return None if value > 0 and math.frexp(value)[0] == 0.5 else "a power of two (exact unscaling)"
-
-
-def not_empty(text):
-    return None if text.strip() else "a non-empty string"
 
 
 # The schema. Field order is the order of the docs and of the written config.
@@ -285,59 +244,15 @@ class EvalConfig:
 class Config:
     model: ModelConfig = key(REQUIRED, "the BERT model")
     data: DataConfig = key(REQUIRED, "the training data")
-    optimizer: OptimizerConfig = key(dataclasses.MISSING, "the optimizer: LAMB or AdamW")
+    optimizer: OptimizerConfig = key(OptimizerConfig, "the optimizer: LAMB or AdamW")
     schedule: ScheduleConfig = key(REQUIRED, "the learning-rate schedule")
     train: TrainConfig = key(REQUIRED, "batch sizes, steps, logging and checkpoint intervals")
-    runtime: RuntimeConfig = key(dataclasses.MISSING, "where and how the run executes")
-    eval: EvalConfig = key(dataclasses.MISSING, "--mode=eval")
-
-
-# Sections whose every key has a default may be left out of a file.
-OPTIONAL_SECTIONS = ("optimizer", "runtime", "eval")
+    runtime: RuntimeConfig = key(RuntimeConfig, "where and how the run executes")
+    eval: EvalConfig = key(EvalConfig, "--mode=eval")
 
 
 # ---------------------------------------------------------------------------------------------------------
-# YAML reading
-
-
-class _StrictLoader(yaml.SafeLoader):
-    """YAML 1.1 safe loading, plus: `6e-3` is a float (PyYAML wants `6.0e-3`); a duplicate key is an error."""
-
-
-_StrictLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
-    list("-+0123456789"),
-)
-
-
-def _construct_mapping_without_duplicates(loader, node):
-    seen = set()
-    for key_node, _ in node.value:
-        name = loader.construct_object(key_node)
-        if name in seen:
-            raise ConfigError(f"line {key_node.start_mark.line + 1}: key {name!r} appears twice")
-        seen.add(name)
-    return loader.construct_mapping(node)
-
-
-_StrictLoader.add_constructor(
-    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping_without_duplicates
-)
-
-
-def parse_yaml(text, source):
-    try:
-        return yaml.load(text, Loader=_StrictLoader)
-    except ConfigError as e:
-        raise ConfigError(f"{source}: {e}") from None
-    except yaml.YAMLError as e:
-        where = ""
-        mark = getattr(e, "problem_mark", None)
-        if mark is not None:
-            where = f" at line {mark.line + 1}, column {mark.column + 1}"
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise ConfigError(f"{source}: not valid YAML{where}: {problem}") from None
+# Loading
 
 
 def resolve_config_path(name):
@@ -352,192 +267,6 @@ def resolve_config_path(name):
     raise ConfigError(f"--config: no config file {name!r} (looked for it as a path and in {CONFIG_DIR})")
 
 
-# ---------------------------------------------------------------------------------------------------------
-# Typing values by the schema
-
-
-def _optional_inner(tp):
-    """For `X | None` returns X, else None."""
-    if typing.get_origin(tp) in (typing.Union, types.UnionType):
-        args = [arg for arg in typing.get_args(tp) if arg is not type(None)]
-        if len(args) == 1 and len(typing.get_args(tp)) == 2:
-            return args[0]
-    return None
-
-
-def describe_type(tp):
-    """The expected form of a value of type `tp`, for messages and the docs."""
-    inner = _optional_inner(tp)
-    if inner is not None:
-        return f"{describe_type(inner)} or null"
-    if typing.get_origin(tp) is Literal:
-        return "one of " + ", ".join(str(arg) for arg in _literal_values(tp))
-    if typing.get_origin(tp) is list:
-        (item,) = typing.get_args(tp)
-        return {str: "a list of strings", float: "a list of numbers", int: "a list of integers"}[item]
-    if dataclasses.is_dataclass(tp):
-        return "a mapping of keys"
-    return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}[tp]
-
-
-def _literal_values(tp):
-    values = typing.get_args(tp)
-    if len(values) == 1 and isinstance(values[0], tuple):  # Literal[SOME_TUPLE]
-        return values[0]
-    return values
-
-
-def _short_repr(value):
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def coerce(value, tp, name):
-    """`value` (from YAML) checked against type `tp`; returns it typed (an int is accepted as a float)."""
-    wrong = ConfigError(f"{name}: expected {describe_type(tp)}, got {_short_repr(value)}")
-    inner = _optional_inner(tp)
-    if inner is not None:
-        if value is None:
-            return None
-        try:
-            return coerce(value, inner, name)
-        except ConfigError:
-            raise wrong from None
-    if dataclasses.is_dataclass(tp):
-        return build(tp, value, name)
-    if typing.get_origin(tp) is Literal:
-        if isinstance(value, str) and value in _literal_values(tp):
-            return value
-        raise wrong
-    if typing.get_origin(tp) is list:
-        if not isinstance(value, list):
-            raise wrong
-        (item,) = typing.get_args(tp)
-        try:
-            return [coerce(element, item, f"{name}[{i}]") for i, element in enumerate(value)]
-        except ConfigError:
-            raise wrong from None
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        raise wrong
-    if tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        raise wrong
-    if tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        raise wrong
-    if tp is str:
-        if isinstance(value, str):
-            return value
-        raise wrong
-    raise TypeError(f"{name}: unsupported schema type {tp!r}")
-
-
-def _fields(cls):
-    hints = typing.get_type_hints(cls)
-    return [(field, hints[field.name]) for field in dataclasses.fields(cls)]
-
-
-def _unknown_key_message(name, known):
-    message = f"{name}: unknown key"
-    close = difflib.get_close_matches(name.rsplit(".", 1)[-1], known, n=1)
-    if close:
-        message += f"; did you mean {close[0]}?"
-    return message + f" (expected one of: {', '.join(known)})"
-
-
-def build(cls, values, prefix=""):
-    """Builds dataclass `cls` from the mapping `values`, strictly; `prefix` names the section in messages."""
-    if values is None:
-        values = {}
-    if not isinstance(values, dict):
-        raise ConfigError(f"{prefix or 'config'}: expected a mapping of keys, got {_short_repr(values)}")
-    fields = _fields(cls)
-    known = [field.name for field, _ in fields]
-    for name in values:
-        if name not in known:
-            raise ConfigError(_unknown_key_message(_join(prefix, str(name)), known))
-    kwargs = {}
-    for field, tp in fields:
-        name = _join(prefix, field.name)
-        if field.name not in values:
-            if field.default is REQUIRED and field.default_factory is dataclasses.MISSING:
-                if field.name in OPTIONAL_SECTIONS and cls is Config:
-                    kwargs[field.name] = build(tp, {}, name)
-                    continue
-                raise ConfigError(f"{name}: missing (expected {describe_type(tp)})")
-            continue
-        value = coerce(values[field.name], tp, name)
-        check = field.metadata.get("check")
-        if check is not None and value is not None and not dataclasses.is_dataclass(value):
-            expected = check(value)
-            if expected is not None:
-                raise ConfigError(f"{name}: expected {expected}, got {_short_repr(value)}")
-        kwargs[field.name] = value
-    return cls(**kwargs)
-
-
-def _join(prefix, name):
-    return f"{prefix}.{name}" if prefix else name
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Overrides, loading, validation
-
-
-def _field_type(path):
-    """The schema type of the dotted key `path` (ConfigError when there is no such key)."""
-    cls = Config
-    parts = path.split(".")
-    for depth, part in enumerate(parts):
-        fields = dict((field.name, tp) for field, tp in _fields(cls))
-        if part not in fields:
-            raise ConfigError(_unknown_key_message(".".join(parts[: depth + 1]), list(fields)))
-        tp = fields[part]
-        if depth < len(parts) - 1:
-            inner = _optional_inner(tp) or tp
-            if not dataclasses.is_dataclass(inner):
-                raise ConfigError(f"{'.'.join(parts[: depth + 1])}: is a key, not a section")
-            cls = inner
-    return tp
-
-
-def _accepts_text(tp):
-    tp = _optional_inner(tp) or tp
-    return tp is str or typing.get_origin(tp) is Literal
-
-
-def parse_override(text):
-    """`section.key=value` -> (path, typed-able value). The value is YAML; for a text key it stays text."""
-    name, sep, raw = text.partition("=")
-    name = name.strip()
-    if not sep or not name or "." not in name:
-        raise ConfigError(f"{text!r}: expected section.key=value")
-    tp = _field_type(name)
-    value = parse_yaml(raw, f"--set {name}")
-    if _accepts_text(tp) and value is not None and not isinstance(value, str):
-        value = raw.strip()  # `--set model.init_checkpoint=2024` is a path, not a number
-    if value is None and _optional_inner(tp) is None:
-        raise ConfigError(f"{name}: expected {describe_type(tp)}, got null")
-    return name, value
-
-
-def apply_override(values, path, value):
-    """Sets `values[a][b]...` for path "a.b..." in the raw (not yet typed) mapping, creating sections."""
-    parts = path.split(".")
-    node = values
-    for part in parts[:-1]:
-        child = node.get(part)
-        if not isinstance(child, dict):
-            child = {}
-            node[part] = child
-        node = child
-    node[parts[-1]] = value
-
-
 def load_config(name_or_path, overrides=()):
     """Loads a YAML config (a path or a name in configs/), applies `--set` overrides, checks it all."""
     path = resolve_config_path(name_or_path)
@@ -545,9 +274,9 @@ def load_config(name_or_path, overrides=()):
     if values is None:
         values = {}
     if not isinstance(values, dict):
-        raise ConfigError(f"{path}: expected a mapping of sections, got {_short_repr(values)}")
+        raise ConfigError(f"{path}: expected a mapping of sections, got {short_repr(values)}")
     try:
-        parsed = [parse_override(text) for text in overrides]
+        parsed = [parse_override(Config, text) for text in overrides]
     except ConfigError as e:
         raise ConfigError(f"--set: {e}") from None
     for name, value in parsed:
@@ -604,63 +333,10 @@ def validate(config):
         raise ConfigError(f"runtime.tpu: only used with runtime.strategy tpu, not {runtime.strategy}")
 
 
-# ---------------------------------------------------------------------------------------------------------
-# Writing and documenting
-
-
-def to_dict(config):
-    return dataclasses.asdict(config)
-
-
-def to_yaml(config):
-    return yaml.safe_dump(to_dict(config), sort_keys=False, default_flow_style=False)
-
-
-def flatten(values, prefix=""):
-    """{"a": {"b": 1}} -> {"a.b": 1}."""
-    flat = {}
-    for name, value in values.items():
-        path = _join(prefix, name)
-        if isinstance(value, dict):
-            flat.update(flatten(value, path))
-        else:
-            flat[path] = value
-    return flat
-
-
-def format_config(config):
-    """The resolved config as `section.key = value` lines, for the log."""
-    return [f"{path} = {value!r}" for path, value in flatten(to_dict(config)).items()]
-
-
-def key_table(cls=Config, prefix=""):
-    """(key, expected form, default, description) of every key, for --helpfull and the README."""
-    rows = []
-    for field, tp in _fields(cls):
-        name = _join(prefix, field.name)
-        inner = _optional_inner(tp) or tp
-        if dataclasses.is_dataclass(inner):
-            if cls is not Config:
-                default = "required" if field.default is REQUIRED else "null"
-                rows.append((name, "a section, or null", default, field.metadata["help"]))
-            rows.extend(key_table(inner, name))
-            continue
-        if field.default is not REQUIRED:
-            default = _yaml_scalar(field.default)
-        elif field.default_factory is not dataclasses.MISSING:
-            default = _yaml_scalar(field.default_factory())
-        else:
-            default = "required"
-        rows.append((name, describe_type(tp), default, field.metadata["help"]))
-    return rows
-
-
-def _yaml_scalar(value):
-    return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
+def key_table():
+    """(key, expected form, default, description) of every pretraining key."""
+    return typed_yaml.key_table(Config)
 
 
 def markdown_key_table():
-    lines = ["| key | value | default | meaning |", "|---|---|---|---|"]
-    for name, form, default, help in key_table():
-        lines.append(f"| `{name}` | {form} | `{default}` | {help} |")
-    return "\n".join(lines)
+    return typed_yaml.markdown_key_table(Config)

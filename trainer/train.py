@@ -19,6 +19,7 @@ from absl import logging
 import bert
 import data
 from trainer import config as config_lib
+from trainer import typed_yaml
 from trainer.checkpoints import Checkpoints, load_init_checkpoint
 from trainer.create_data import ensure_training_data
 from trainer.data_checks import (
@@ -134,14 +135,14 @@ def make_host_loop(strategy, train_step, inputs, step):
 def write_config(config, model_dir):
     """Writes the resolved config to model_dir/config.yaml (atomically), warning about changed keys."""
     path = os.path.join(model_dir, config_lib.CONFIG_FILE_NAME)
-    text = config_lib.to_yaml(config)
+    text = typed_yaml.to_yaml(config)
     if tf.io.gfile.exists(path):
         with tf.io.gfile.GFile(path) as f:
             try:
-                previous = config_lib.flatten(config_lib.parse_yaml(f.read(), path) or {})
-            except config_lib.ConfigError:
+                previous = typed_yaml.flatten(typed_yaml.parse_yaml(f.read(), path) or {})
+            except ConfigError:
                 previous = {}
-        current = config_lib.flatten(config_lib.to_dict(config))
+        current = typed_yaml.flatten(typed_yaml.to_dict(config))
         changed = sorted(
             key for key in current.keys() | previous.keys() if current.get(key) != previous.get(key)
         )
@@ -226,7 +227,7 @@ def build_training(config, strategy, check_files=True):
     """Logs the config, plans batches and schedule, makes the data if asked and checks it, builds the model,
     the optimizer (built) and the step counter in the strategy's scope."""
     chief = is_chief(strategy)
-    logging.info("config:\n  %s", "\n  ".join(config_lib.format_config(config)))
+    logging.info("config:\n  %s", "\n  ".join(typed_yaml.format_config(config)))
 
     num_workers = strategy.num_replicas_in_sync // len(strategy.extended.worker_devices)
     batches = plan_batches(

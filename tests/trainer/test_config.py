@@ -10,6 +10,7 @@ import yaml
 
 from data.tensorflow_startup import is_startup_line
 from trainer import config as config_lib
+from trainer import typed_yaml
 from trainer.config import ConfigError, load_config
 from trainer.model import load_bert_config
 
@@ -252,13 +253,13 @@ def test_a_config_name_is_looked_up_in_configs(tmp_path):
 
 def test_the_written_config_loads_back_to_the_same_config(tmp_path):
     config = load_config("phase2.yaml", ["data.create.corpus=embedded", "train.max_steps=5"])
-    assert load_config(write(tmp_path, config_lib.to_yaml(config))) == config
+    assert load_config(write(tmp_path, typed_yaml.to_yaml(config))) == config
 
 
 def test_the_key_table_documents_every_key():
     config = load_config("phase1.yaml", ["data.create.corpus=embedded"])
     documented = {row[0] for row in config_lib.key_table()}
-    assert set(config_lib.flatten(dataclasses.asdict(config))) <= documented
+    assert set(typed_yaml.flatten(dataclasses.asdict(config))) <= documented
     for name, form, default, help in config_lib.key_table():
         assert form and default and help, name
     assert "| `optimizer.weight_decay` | a number | `0.01` |" in config_lib.markdown_key_table()
