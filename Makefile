@@ -8,7 +8,7 @@ DEV_STAMP := $(VENV)/.dev-installed
 BENCH_STAMP := $(VENV)/.bench-installed
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: venv test lint format unit demo bench clean
+.PHONY: venv test lint format unit demo bench docs clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,10 @@ bench: $(BENCH_STAMP)
 	$(PY) scripts/benchmarks/bench_data.py
 	$(PY) scripts/benchmarks/bench_pipeline.py
 	$(PY) scripts/benchmarks/bench_train.py
+
+## make docs: rewrite the generated tables of README.md and docs/*.md from the code (tests/test_docs.py checks them).
+docs: $(DEV_STAMP)
+	$(PY) docs/generate.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

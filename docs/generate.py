@@ -1,4 +1,4 @@
-"""Rewrites the generated sections of the documentation from the code: `make docs` (= `python docs/generate.py`).
+"""Rewrites the generated sections of the docs from the code: `make docs` (= `python docs/generate.py`).
 
 A generated section of a Markdown page (README.md or docs/*.md) sits between two marker lines,
 
