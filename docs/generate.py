@@ -33,6 +33,21 @@ def config_keys():
     return config.markdown_key_table()
 
 
+def pretraining_flags():
+    """The flags of run_pretraining.py as absl defines them: name, default and the first line of the help."""
+    import importlib
+
+    from absl import flags
+
+    importlib.import_module("run_pretraining")
+    lines = ["| flag | default | meaning |", "|---|---|---|"]
+    for flag in flags.FLAGS.flags_by_module_dict()["run_pretraining"]:
+        default = "" if flag.default in (None, []) else f"`{flag.default}`"
+        meaning = flag.help.splitlines()[0].removesuffix(" Keys:")  # --set: the keys are in the table below
+        lines.append(f"| `--{flag.name}` | {default} | {meaning} |")
+    return "\n".join(lines)
+
+
 def bert_sizes():
     """The sizes in configs/bert/, with parameter counts of the model the code builds from each file."""
     import bert
@@ -96,7 +111,12 @@ def google_names():
     return "\n".join(lines)
 
 
-SECTIONS = {"config-keys": config_keys, "bert-sizes": bert_sizes, "google-names": google_names}
+SECTIONS = {
+    "config-keys": config_keys,
+    "pretraining-flags": pretraining_flags,
+    "bert-sizes": bert_sizes,
+    "google-names": google_names,
+}
 
 
 def pages():
