@@ -140,6 +140,22 @@ def test_every_relative_link_leads_to_an_existing_file_and_heading(page):
     assert broken_links(page) == []
 
 
+def test_every_page_can_be_reached_from_the_readme():
+    reached, todo = set(), [ROOT / "README.md"]
+    while todo:
+        page = todo.pop()
+        if page in reached or not page.exists():
+            continue
+        reached.add(page)
+        for line in prose_lines(page):
+            for target in LINK.findall(line):
+                path = (page.parent / target.partition("#")[0]).resolve()
+                if path.suffix == ".md" and not re.match(r"[a-z]+:", target):
+                    todo.append(path)
+    pages = sorted((ROOT / "docs").glob("*.md"))
+    assert [str(page.relative_to(ROOT)) for page in pages if page not in reached] == []
+
+
 def test_the_link_check_finds_a_missing_file_and_a_missing_heading(tmp_path):
     (tmp_path / "other.md").write_text("# The `lamb` optimizer\n\n## Speed\n\n```\n# not a heading\n```\n")
     page = tmp_path / "page.md"
