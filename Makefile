@@ -13,7 +13,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
-$(DEV_STAMP): requirements.txt requirements-dev.txt constraints.txt | $(PY)
+$(DEV_STAMP): requirements.txt requirements-beam.txt requirements-dev.txt constraints.txt | $(PY)
 	$(PY) -m pip install --quiet -r requirements-dev.txt -c constraints.txt
 	touch $@
 
