@@ -28,6 +28,7 @@ import gzip
 import hashlib
 import importlib.metadata
 import importlib.util
+import io
 import json
 import os
 import re
@@ -271,21 +272,56 @@ def _text_of(value, where):
     return value
 
 
-def _parquet_file(f, path):
+class _SeekableFile(io.RawIOBase):
+    """A gfile opened for reading as the Python file object pyarrow expects (GFile has no `closed`)."""
+
+    def __init__(self, path):
+        super().__init__()
+        self._file = tf.io.gfile.GFile(path, "rb")
+
+    def readable(self):
+        return True
+
+    def seekable(self):
+        return True
+
+    def readinto(self, buffer):
+        data = self._file.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def seek(self, offset, whence=io.SEEK_SET):
+        if whence == io.SEEK_END:
+            offset, whence = self._file.size() + offset, io.SEEK_SET
+        self._file.seek(offset, whence)
+        return self._file.tell()
+
+    def tell(self):
+        return self._file.tell()
+
+    def close(self):
+        if not self.closed:
+            self._file.close()
+        super().close()
+
+
+@contextlib.contextmanager
+def _open_parquet(path):
     import pyarrow.parquet as pq
 
-    try:
-        return pq.ParquetFile(f)
-    except Exception as e:  # pyarrow's ArrowInvalid and friends
-        raise ValueError(f"{path}: not a Parquet file ({' '.join(str(e).split())})") from None
+    with _SeekableFile(path) as f:
+        try:
+            parquet = pq.ParquetFile(f)
+        except Exception as e:  # pyarrow's ArrowInvalid and friends
+            raise ValueError(f"{path}: not a Parquet file ({' '.join(str(e).split())})") from None
+        yield parquet
 
 
 def _parquet_rows(path, text_feature):
     """The row count of a Parquet file, after checking that it has a string column `text_feature`."""
     import pyarrow as pa
 
-    with tf.io.gfile.GFile(path, "rb") as f:
-        parquet = _parquet_file(f, path)
+    with _open_parquet(path) as parquet:
         schema = parquet.schema_arrow
         if text_feature not in schema.names:
             raise ValueError(
@@ -299,8 +335,7 @@ def _parquet_rows(path, text_feature):
 
 def _parquet_texts(path, begin, end, text_feature):
     """The text of rows [begin, end) of a Parquet file, read one row group at a time."""
-    with tf.io.gfile.GFile(path, "rb") as f:
-        parquet = _parquet_file(f, path)
+    with _open_parquet(path) as parquet:
         first_row = 0
         for group in range(parquet.num_row_groups):
             rows = parquet.metadata.row_group(group).num_rows

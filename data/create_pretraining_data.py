@@ -489,7 +489,7 @@ def _prepare_output_dir(output_dir, overwrite):
             tf.io.gfile.remove(paths.join(output_dir, name))
 
 
-def _remove_incomplete_files(output_dir):
+def remove_incomplete_files(output_dir):
     for path in tf.io.gfile.glob(paths.join(output_dir, ".*.incomplete-*")):
         tf.io.gfile.remove(path)
 
@@ -602,7 +602,7 @@ def create_pretraining_data(config, corpus=None):
         stats = workers.run(list(plan.tasks), bar)
     except BaseException:
         workers.close()
-        _remove_incomplete_files(config.output_dir)  # a worker stopped mid-shard leaves its temporary file
+        remove_incomplete_files(config.output_dir)  # a worker stopped mid-shard leaves its temporary file
         raise
     workers.close()
     bar.draw(final=True)

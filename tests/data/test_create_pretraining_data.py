@@ -215,7 +215,8 @@ def build(corpus, out, **overrides):
 def corpus_config(corpus, out, **overrides):
     directory, vocab = corpus
     settings = dict(input=directory, output_dir=str(out), vocab_file=vocab, max_seq_length=32,
-                    max_predictions_per_seq=5, dupe_factor=3, num_shards=3, num_workers=1, quiet=True)  # fmt: skip
+                    max_predictions_per_seq=5, dupe_factor=3, num_shards=3, num_workers=1,
+                    quiet=True)  # fmt: skip
     return CreationConfig(**{**settings, **overrides})
 
 
