@@ -29,19 +29,15 @@ _EXPORTS = {
         "write_meta",
     ),
     "data.checks": (
+        "VERIFY_LEVELS",
         "DataFiles",
         "check_data",
         "damaged_record_message",
+        "feature_spec",
         "token_id_error",
         "with_token_id_check",
     ),
-    "data.pipeline": (
-        "feature_spec",
-        "masking_config_from_meta",
-        "masking_config_from_settings",
-        "parse_batch",
-        "pretraining_dataset",
-    ),
+    "data.pipeline": ("MaskingSettingsError", "dynamic_masking_config", "parse_batch", "pretraining_dataset"),
 }
 _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
 __all__ = sorted(_MODULE_OF)
