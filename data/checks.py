@@ -106,9 +106,23 @@ def find_files(file_pattern):
             found = tf.io.gfile.glob(pattern)
         found = [path for path in found if not _is_side_file(path)]
         if not found:
-            raise DataConfigError(f"no TFRecord file matches {pattern}")
+            raise DataConfigError(_no_match_message(pattern))
         files.update(found)
     return sorted(files)
+
+
+def _no_match_message(pattern):
+    """A pattern matched nothing: name it, and when no data set is there, the command that makes one."""
+    message = f"no TFRecord file matches {pattern}"
+    try:
+        has_data = read_meta(pattern) is not None
+    except DataConfigError:  # a glob over several directories
+        has_data = True
+    if not has_data:
+        message += (
+            " (make the data first: python -m data.create_pretraining_data; for the demo, make demo-data)"
+        )
+    return message
 
 
 def _join(directory, name):
