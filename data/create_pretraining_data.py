@@ -98,7 +98,7 @@ class CreationConfig:
     num_shards: int = _option(8, "TFRecord files written; the output depends on it")
     num_workers: int | None = _option(None, "processes building shards (default: the CPUs); output unchanged")
     overwrite: bool = _option(False, "replace the data in an existing --output_dir")
-    shard_prefix: str = _option("pretraining", "shard file names: <prefix>-00000-of-00008.tfrecord")
+    shard_prefix: str = _option("pretraining", "shard file names: `<prefix>-00000-of-00008.tfrecord`")
     tfds_split: str = _option("train", "the split of a TFDS dataset")
     tfds_data_dir: str | None = _option(None, "where TFDS datasets are prepared (default: TFDS's own)")
     tfds_download: bool = _option(False, "let TFDS download and prepare the dataset")
@@ -700,6 +700,19 @@ def _parser():
         "SparkRunner, ...); further --options go to Beam's PipelineOptions",
     )
     return p
+
+
+def options_table():
+    """The command-line options as a Markdown table (docs/data.md holds it; a test compares the two)."""
+    rows = ["| option | default | meaning |", "|---|---|---|"]
+    for field in dataclasses.fields(CreationConfig):
+        default = field.default
+        if isinstance(default, bool):
+            default = str(default).lower()
+        default = {dataclasses.MISSING: "(required)", None: ""}.get(default, f"`{default}`")
+        rows.append(f"| `--{field.name}` | {default} | {field.metadata['help']} |")
+    rows.append("| `--runner` | | run on Apache Beam (data.beam_pipeline); other `--options` go to Beam |")
+    return "\n".join(rows) + "\n"
 
 
 def parse_command_line(argv):

@@ -25,6 +25,7 @@ from data.create_pretraining_data import (
     _Workers,
     create_pretraining_data,
     main,
+    options_table,
 )
 from data.masking import unmask
 from data.records import shard_file_name
@@ -387,3 +388,10 @@ def test_command_line_learns_a_vocab_and_builds_the_data(corpus, tmp_path, capsy
     )  # every setting logged
     err = capsys.readouterr().err
     assert "docs/s" in err and "ETA" in err  # the progress bar
+
+
+def test_the_options_table_of_the_docs_is_the_one_the_code_makes():
+    with open(os.path.join(ROOT, "docs", "data.md"), encoding="utf-8") as f:
+        page = f.read()
+    documented = page.split("<!-- options table: begin -->\n")[1].split("<!-- options table: end -->")[0]
+    assert documented == options_table()
