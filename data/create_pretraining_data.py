@@ -2,17 +2,21 @@
 
     python -m data.create_pretraining_data --input=embedded --output_dir=demo_data \
         --learn_vocab --vocab_size=8192 --max_seq_length=128 --dupe_factor=10
+    python -m data.create_pretraining_data ... --runner=DirectRunner     # the same, on Apache Beam
 
-Each output shard is built from one contiguous part of the corpus (data.corpus), independently of the
-others: its documents are tokenized (tensorflow-text), paired into instances (data.instances) with a
-random generator seeded by (random_seed, shard index), masked (data.masking, stateless seeds) and written
-(data.records) under a temporary name that is renamed when the shard is complete. Shards are spread over
-worker processes; the output depends only on the corpus, the settings and num_shards, never on the
-number of workers. "Random next" segments come from documents of the same shard, so a worker holds one
-shard's documents, not the corpus.
+Every setting is a field of CreationConfig: the command-line options are made from its fields, and
+`create_pretraining_data(config)` takes one. The corpus (data.corpus: text, JSON Lines, Parquet, TFDS or
+the embedded prose; any tf.io.gfile path) is cut into one contiguous part per output shard
+(`plan_creation`). Each shard is built from its part, independently of the others: its documents are
+tokenized (tensorflow-text), paired into instances (data.instances) with a random generator seeded by
+(random_seed, shard index), masked (data.masking, stateless seeds) and written (data.records) under a
+temporary name that is renamed when the shard is complete (`build_shard`). Shards are spread over worker
+processes here, or over Beam's workers (data.beam_pipeline); the output depends only on the corpus, the
+settings and num_shards, never on the number or kind of workers. "Random next" segments come from
+documents of the same shard, so a worker holds one shard's documents, not the corpus.
 
-meta.json is written last, atomically (data.meta.write_meta), once every shard is complete; a directory
-holding shards or a meta.json is refused unless overwrite=True, which first deletes the old meta.json.
+meta.json is written last, atomically (`finish_creation`), once every shard is complete; a directory
+holding shards or a meta.json is refused unless overwrite, which first deletes the old meta.json.
 """
 
 import argparse
