@@ -687,7 +687,11 @@ def _value_type(annotation):
 
 def _parser():
     """The command line: one option per CreationConfig field (bools also as `--no<name>`), and --runner."""
-    p = _OneLineErrorParser(prog="create_pretraining_data", description=__doc__.split("\n")[0])
+    p = _OneLineErrorParser(
+        prog="create_pretraining_data",
+        description=__doc__.split("\n")[0],
+        allow_abbrev=False,  # an unknown option goes to Beam whole, never as an abbreviation of ours
+    )
     for field in dataclasses.fields(CreationConfig):
         kind = _value_type(field.type)
         required = field.default is dataclasses.MISSING
