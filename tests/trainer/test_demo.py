@@ -44,6 +44,7 @@ def test_the_demo_reaches_a_large_batch_by_accumulation_on_one_cpu():
 def test_the_demo_trains_and_evaluates_on_disjoint_shards_of_the_data_the_makefile_makes():
     config = trainer.load_config("demo.yaml")
     create = makefile_demo_data_command()
+    create.validate()
     assert create.input == "embedded" and create.learn_vocab
     assert config.model.vocab_size == create.vocab_size
     assert (config.data.max_seq_length, config.data.max_predictions_per_seq) == (
