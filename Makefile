@@ -8,12 +8,14 @@ DEV_STAMP := $(VENV)/.dev-installed
 BENCH_STAMP := $(VENV)/.bench-installed
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: venv test lint format unit demo bench docs clean
+DEMO_DATA := runs/demo/data
+
+.PHONY: venv test lint format unit demo demo-data bench docs clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
-$(DEV_STAMP): requirements.txt requirements-dev.txt constraints.txt | $(PY)
+$(DEV_STAMP): requirements.txt requirements-beam.txt requirements-dev.txt constraints.txt | $(PY)
 	$(PY) -m pip install --quiet -r requirements-dev.txt -c constraints.txt
 	touch $@
 
@@ -37,9 +39,18 @@ format: $(DEV_STAMP)
 unit: $(DEV_STAMP)
 	$(PY) -m pytest
 
-## make demo: build the embedded demo data if missing, pretrain a tiny BERT with LAMB on the CPU.
-demo: $(DEV_STAMP)
+## make demo: make the demo's data if it is missing (demo-data), then pretrain a tiny BERT with LAMB on the CPU.
+demo: demo-data
 	$(PY) run_pretraining.py --config=demo.yaml
+
+## make demo-data: the demo's training data from the embedded corpus (configs/demo.yaml reads it), once.
+demo-data: $(DEMO_DATA)/meta.json
+
+# meta.json is written last: without it the directory holds at most an interrupted build, replaced.
+$(DEMO_DATA)/meta.json: | $(DEV_STAMP)
+	$(PY) -m data.create_pretraining_data --input=embedded --output_dir=$(DEMO_DATA) --learn_vocab \
+		--vocab_size=4000 --max_seq_length=64 --max_predictions_per_seq=10 --dupe_factor=1 --num_shards=4 \
+		--overwrite
 
 ## make bench: every benchmark script, each printing its ratio table (several minutes each).
 bench: $(BENCH_STAMP)

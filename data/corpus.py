@@ -21,17 +21,24 @@ comma-separated list of them) into one of these.
 """
 
 import ast
+import contextlib
 import dataclasses
 import functools
-import glob
+import gzip
 import hashlib
 import importlib.metadata
 import importlib.util
+import io
+import json
 import os
 import re
 import sys
 import sysconfig
 from collections.abc import Iterator
+
+import tensorflow as tf
+
+from data import paths
 
 Document = list[str]  # the sentences of one document, in order
 
@@ -79,7 +86,8 @@ def split_article(text):
 
 
 def resolve_input_files(spec):
-    """The files named by `spec`: comma-separated globs, files or directories (searched recursively).
+    """The files named by `spec`: comma-separated globs, files or directories (searched recursively), on
+    any file system tf.io.gfile knows.
 
     Returns a sorted, de-duplicated list; raises ValueError naming the spec when it matches nothing.
     """
@@ -87,15 +95,15 @@ def resolve_input_files(spec):
     for item in (s.strip() for s in spec.split(",")):
         if not item:
             continue
-        if os.path.isdir(item):
-            for root, _, names in os.walk(item):
-                files.update(os.path.join(root, n) for n in names if not n.startswith("."))
+        if tf.io.gfile.isdir(item):
+            for root, _, names in tf.io.gfile.walk(item):
+                files.update(paths.join(root, n) for n in names if not n.startswith("."))
             continue
-        matches = glob.glob(item, recursive=True)
+        matches = tf.io.gfile.glob(item)
         if not matches:
             raise ValueError(f"--input {item}: no such file, directory or matching glob")
         for match in matches:
-            if os.path.isdir(match):
+            if tf.io.gfile.isdir(match):
                 files.update(resolve_input_files(match))
             else:
                 files.add(match)
@@ -136,7 +144,7 @@ def read_documents_in_range(path, begin, end):
     documents and the start of the file starts one. A document that starts in the range is read to its
     end even past `end`, so consecutive ranges yield every document exactly once.
     """
-    with open(path, "rb") as f:
+    with tf.io.gfile.GFile(path, "rb") as f:
         if begin == 0:
             previous_blank, offset = True, 0
         else:
@@ -198,16 +206,237 @@ class TextFiles:
 
     @property
     def description(self):
-        shown = ", ".join(self.files[:3]) + (
-            f" and {len(self.files) - 3} more" if len(self.files) > 3 else ""
-        )
-        return f"text files ({len(self.files)}): {shown}"
+        return f"text files ({len(self.files)}): {_shown(self.files)}"
 
     def partition(self, num_parts):
-        sizes = tuple(os.path.getsize(f) for f in self.files)
+        sizes = tuple(tf.io.gfile.stat(f).length for f in self.files)
         total = sum(sizes)
         bounds = [total * i // num_parts for i in range(num_parts + 1)]
         return [TextFilePart(self.files, sizes, bounds[i], bounds[i + 1]) for i in range(num_parts)]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Documents as records: JSON Lines and Parquet files with a text field, cut into ranges of records.
+
+JSON_LINES_SUFFIXES = (".jsonl", ".jsonl.gz", ".json", ".json.gz")
+PARQUET_SUFFIXES = (".parquet",)
+INPUT_FORMATS = ("auto", "text", "jsonl", "parquet")
+
+
+def _count_lines(path):
+    """The lines of a (maybe gzipped) file: its newlines, plus an unterminated last line."""
+    count, last = 0, b"\n"
+    with _open_maybe_gzipped(path) as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            count += block.count(b"\n")
+            last = block[-1:]
+    return count + (last != b"\n")
+
+
+@contextlib.contextmanager
+def _open_maybe_gzipped(path):
+    """A binary file (any gfile path), decompressed on the fly when its name ends with `.gz`."""
+    with tf.io.gfile.GFile(path, "rb") as raw:
+        if not path.endswith(".gz"):
+            yield raw
+            return
+        with gzip.GzipFile(fileobj=raw, mode="rb") as f:
+            yield f
+
+
+def _json_lines_texts(path, begin, end, text_feature):
+    """The text of records [begin, end) of a JSON Lines file (record i = line i, from 0)."""
+    with _open_maybe_gzipped(path) as f:
+        for index, line in enumerate(f):
+            if index >= end:
+                return
+            if index < begin or not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError:
+                raise ValueError(f"{path}:{index + 1}: not a JSON object (expected JSON Lines)") from None
+            if not isinstance(record, dict) or text_feature not in record:
+                found = ", ".join(record) if isinstance(record, dict) else type(record).__name__
+                raise ValueError(
+                    f"{path}:{index + 1}: no field {text_feature!r} (found: {found}); set --text_feature"
+                )
+            yield _text_of(record[text_feature], f"{path}:{index + 1}: field {text_feature!r}")
+
+
+def _text_of(value, where):
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise ValueError(f"{where} is a {type(value).__name__}, expected a string")
+    return value
+
+
+class _SeekableFile(io.RawIOBase):
+    """A gfile opened for reading as the Python file object pyarrow expects (GFile has no `closed`)."""
+
+    def __init__(self, path):
+        super().__init__()
+        self._file = tf.io.gfile.GFile(path, "rb")
+
+    def readable(self):
+        return True
+
+    def seekable(self):
+        return True
+
+    def readinto(self, buffer):
+        data = self._file.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def seek(self, offset, whence=io.SEEK_SET):
+        if whence == io.SEEK_END:
+            offset, whence = self._file.size() + offset, io.SEEK_SET
+        self._file.seek(offset, whence)
+        return self._file.tell()
+
+    def tell(self):
+        return self._file.tell()
+
+    def close(self):
+        if not self.closed:
+            self._file.close()
+        super().close()
+
+
+@contextlib.contextmanager
+def _open_parquet(path):
+    import pyarrow.parquet as pq
+
+    with _SeekableFile(path) as f:
+        try:
+            parquet = pq.ParquetFile(f)
+        except Exception as e:  # pyarrow's ArrowInvalid and friends
+            raise ValueError(f"{path}: not a Parquet file ({' '.join(str(e).split())})") from None
+        yield parquet
+
+
+def _parquet_rows(path, text_feature):
+    """The row count of a Parquet file, after checking that it has a string column `text_feature`."""
+    import pyarrow as pa
+
+    with _open_parquet(path) as parquet:
+        schema = parquet.schema_arrow
+        if text_feature not in schema.names:
+            raise ValueError(
+                f"{path}: no column {text_feature!r} (found: {', '.join(schema.names)}); set --text_feature"
+            )
+        kind = schema.field(text_feature).type
+        if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
+            raise ValueError(f"{path}: column {text_feature!r} is {kind}, expected strings")
+        return parquet.metadata.num_rows
+
+
+def _parquet_texts(path, begin, end, text_feature):
+    """The text of rows [begin, end) of a Parquet file, read one row group at a time."""
+    with _open_parquet(path) as parquet:
+        first_row = 0
+        for group in range(parquet.num_row_groups):
+            rows = parquet.metadata.row_group(group).num_rows
+            if first_row >= end:
+                return
+            if first_row + rows > begin:
+                column = parquet.read_row_group(group, columns=[text_feature]).column(0).to_pylist()
+                for i in range(max(begin - first_row, 0), min(end - first_row, rows)):
+                    yield _text_of(column[i], f"{path}: row {first_row + i} of column {text_feature!r}")
+            first_row += rows
+
+
+_RECORD_READERS = {
+    "jsonl": (_count_lines, _json_lines_texts),
+    "parquet": (_parquet_rows, _parquet_texts),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class RecordPart:
+    """Records [begin, end) of the concatenation of `files` (`counts` records each), as documents."""
+
+    file_format: str
+    text_feature: str
+    files: tuple[str, ...]
+    counts: tuple[int, ...]
+    begin: int
+    end: int
+
+    def documents(self) -> Iterator[Document]:
+        read_texts = _RECORD_READERS[self.file_format][1]
+        file_start = 0
+        for path, count in zip(self.files, self.counts, strict=True):
+            lo, hi = max(self.begin, file_start), min(self.end, file_start + count)
+            if lo < hi:
+                for text in read_texts(path, lo - file_start, hi - file_start, self.text_feature):
+                    sentences = split_article(text)
+                    if sentences:
+                        yield sentences
+            file_start += count
+
+
+@dataclasses.dataclass(frozen=True)
+class RecordFiles:
+    """JSON Lines or Parquet files, one document per record in its `text_feature` (see module docstring).
+
+    Parts are ranges of records (not bytes), so the same documents as JSON Lines and as Parquet are cut
+    into the same parts and give the same shards.
+    """
+
+    file_format: str  # "jsonl" or "parquet"
+    files: tuple[str, ...]
+    text_feature: str = "text"
+
+    @property
+    def description(self):
+        name = {"jsonl": "JSON Lines", "parquet": "Parquet"}[self.file_format]
+        return f"{name} files ({len(self.files)}): {_shown(self.files)}; text field {self.text_feature!r}"
+
+    def partition(self, num_parts):
+        count_records = _RECORD_READERS[self.file_format][0]
+        if self.file_format == "parquet":
+            counts = tuple(count_records(path, self.text_feature) for path in self.files)
+        else:
+            counts = tuple(count_records(path) for path in self.files)
+        return [
+            RecordPart(self.file_format, self.text_feature, self.files, counts, begin, end)
+            for begin, end in _even_ranges(sum(counts), num_parts)
+        ]
+
+
+def _shown(files):
+    return ", ".join(files[:3]) + (f" and {len(files) - 3} more" if len(files) > 3 else "")
+
+
+def file_format(path):
+    """`jsonl`, `parquet` or `text`, from the file name."""
+    name = path.lower()
+    if name.endswith(JSON_LINES_SUFFIXES):
+        return "jsonl"
+    if name.endswith(PARQUET_SUFFIXES):
+        return "parquet"
+    return "text"
+
+
+def open_files(spec, input_format="auto", text_feature="text"):
+    """The corpus of the files named by `spec`, read as `input_format` (`auto`: from the names, which
+    must then agree)."""
+    if input_format not in INPUT_FORMATS:
+        raise ValueError(f"--input_format={input_format}: expected one of {', '.join(INPUT_FORMATS)}")
+    files = tuple(resolve_input_files(spec))
+    if input_format == "auto":
+        formats = sorted({file_format(path) for path in files})
+        if len(formats) > 1:
+            raise ValueError(
+                f"--input {spec}: mixes {' and '.join(formats)} files; give one kind, or set --input_format"
+            )
+        input_format = formats[0]
+    if input_format == "text":
+        return TextFiles(files)
+    return RecordFiles(input_format, files, text_feature)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -515,8 +744,16 @@ def embedded_corpus():
 # ---------------------------------------------------------------------------------------------------------
 
 
-def open_corpus(spec, *, text_feature="text", tfds_split="train", tfds_data_dir=None, tfds_download=False):
-    """A corpus source from a spec: `embedded`, `tfds:<name>[/<config>]`, or files (resolve_input_files)."""
+def open_corpus(
+    spec,
+    *,
+    input_format="auto",
+    text_feature="text",
+    tfds_split="train",
+    tfds_data_dir=None,
+    tfds_download=False,
+):
+    """A corpus source from a spec: `embedded`, `tfds:<name>[/<config>]`, or files (`open_files`)."""
     if not isinstance(spec, str) or not spec.strip():
         raise ValueError("--input: expected `embedded`, `tfds:<name>`, a glob, a directory or a file list")
     spec = spec.strip()
@@ -529,7 +766,7 @@ def open_corpus(spec, *, text_feature="text", tfds_split="train", tfds_data_dir=
                 "--input tfds:: expected a dataset name after `tfds:`, e.g. tfds:wikipedia/20230601.en"
             )
         return TfdsText(name, tfds_split, text_feature, tfds_data_dir, tfds_download)
-    return TextFiles.from_spec(spec)
+    return open_files(spec, input_format, text_feature)
 
 
 def count_text_bytes(document):
@@ -540,11 +777,13 @@ def count_text_bytes(document):
 __all__ = [
     "Document",
     "DocumentList",
+    "RecordFiles",
     "TextFiles",
     "TfdsText",
     "embedded_corpus",
     "embedded_documents",
     "open_corpus",
+    "open_files",
     "read_documents_in_range",
     "resolve_input_files",
     "split_article",

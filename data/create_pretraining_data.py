@@ -2,43 +2,55 @@
 
     python -m data.create_pretraining_data --input=embedded --output_dir=demo_data \
         --learn_vocab --vocab_size=8192 --max_seq_length=128 --dupe_factor=10
+    python -m data.create_pretraining_data ... --runner=DirectRunner     # the same, on Apache Beam
 
-Each output shard is built from one contiguous part of the corpus (data.corpus), independently of the
-others: its documents are tokenized (tensorflow-text), paired into instances (data.instances) with a
-random generator seeded by (random_seed, shard index), masked (data.masking, stateless seeds) and written
-(data.records) under a temporary name that is renamed when the shard is complete. Shards are spread over
-worker processes; the output depends only on the corpus, the settings and num_shards, never on the
-number of workers. "Random next" segments come from documents of the same shard, so a worker holds one
-shard's documents, not the corpus.
+Every setting is a field of CreationConfig: the command-line options are made from its fields, and
+`create_pretraining_data(config)` takes one. The corpus (data.corpus: text, JSON Lines, Parquet, TFDS or
+the embedded prose; any tf.io.gfile path) is cut into one contiguous part per output shard
+(`plan_creation`). Each shard is built from its part, independently of the others: its documents are
+tokenized (tensorflow-text), paired into instances (data.instances) with a random generator seeded by
+(random_seed, shard index), masked (data.masking, stateless seeds) and written (data.records) under a
+temporary name that is renamed when the shard is complete (`build_shard`). Shards are spread over worker
+processes here, or over Beam's workers (data.beam_pipeline); the output depends only on the corpus, the
+settings and num_shards, never on the number or kind of workers. "Random next" segments come from
+documents of the same shard, so a worker holds one shard's documents, not the corpus.
 
-meta.json is written last, atomically (data.meta.write_meta), once every shard is complete; a directory
-holding shards or a meta.json is refused unless overwrite=True, which first deletes the old meta.json.
+meta.json is written last, atomically (`finish_creation`), once every shard is complete; a directory
+holding shards or a meta.json is refused unless overwrite, which first deletes the old meta.json.
 """
 
 import argparse
 import collections
 import concurrent.futures
 import dataclasses
-import glob
 import logging
 import multiprocessing
 import os
 import random
 import sys
 import time
+import typing
 
-import numpy as np
-import tensorflow as tf
+from data.tensorflow_startup import import_tensorflow_quietly
 
-from data.corpus import count_text_bytes, open_corpus
-from data.instances import assemble_instances, create_instance_spans
-from data.masking import MaskingConfig, mask_tokens
-from data.meta import META_FILENAME, META_FORMAT, META_FORMAT_VERSION, write_meta
-from data.records import AtomicRecordWriter, serialize_examples, shard_file_name
-from data.tokenization import WordPieceTokenizer
-from data.vocab import SPECIAL_TOKENS, file_sha256, learn_vocab, load_vocab, write_vocab
+# The command line (and its spawned workers, which run this module as __mp_main__): TensorFlow without its
+# C++ start-up lines, so that an error stays one line.
+if __name__ in ("__main__", "__mp_main__"):
+    import_tensorflow_quietly()
 
-TOOL_VERSION = "data.create_pretraining_data 1.1"
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from data import paths  # noqa: E402
+from data.corpus import INPUT_FORMATS, count_text_bytes, open_corpus  # noqa: E402
+from data.instances import assemble_instances, create_instance_spans  # noqa: E402
+from data.masking import MaskingConfig, mask_tokens  # noqa: E402
+from data.meta import META_FILENAME, META_FORMAT, META_FORMAT_VERSION, write_meta  # noqa: E402
+from data.records import AtomicRecordWriter, serialize_examples, shard_file_name  # noqa: E402
+from data.tokenization import WordPieceTokenizer  # noqa: E402
+from data.vocab import SPECIAL_TOKENS, file_sha256, learn_vocab, load_vocab, write_vocab  # noqa: E402
+
+TOOL_VERSION = "data.create_pretraining_data 1.2"
 VOCAB_FILENAME = "vocab.txt"
 MASKING_BATCH_SIZE = 2048  # instances masked per stateless seed; part of what makes the output reproducible
 _READ_SHARE = 0.1  # share of a shard's time spent reading + tokenizing (measured), for the progress bar's ETA
@@ -46,20 +58,58 @@ _READ_SHARE = 0.1  # share of a shard's time spent reading + tokenizing (measure
 log = logging.getLogger(__name__)
 
 
-@dataclasses.dataclass(frozen=True)
-class CreationSettings:
-    """Google's generation options, with Google's defaults."""
+def _option(default, help, **metadata):
+    """A CreationConfig field: its default and its command-line help."""
+    return dataclasses.field(default=default, metadata={"help": help, **metadata})
 
-    max_seq_length: int = 128
-    max_predictions_per_seq: int = 20
-    masked_lm_prob: float = 0.15
-    short_seq_prob: float = 0.1
-    dupe_factor: int = 10
-    random_seed: int = 12345
-    do_lower_case: bool = True
-    do_whole_word_mask: bool = False
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class CreationConfig:
+    """Every setting of a data creation, declared once: the command-line options of `main` are made from
+    these fields (same names, defaults and help) and `create_pretraining_data` takes one of these.
+    The settings that shape the records (SHARD_SETTINGS: Google's options, with Google's defaults) are
+    written into meta.json."""
+
+    input: str = _option(
+        dataclasses.MISSING,
+        "`embedded`, `tfds:<name>`, or comma-separated globs, directories or files (text, JSON Lines, "
+        "Parquet; local or gs://)",
+    )
+    output_dir: str = _option(
+        dataclasses.MISSING, "directory of the shards, vocab.txt and meta.json (or gs://)"
+    )
+    input_format: str = _option(
+        "auto",
+        "text, jsonl or parquet; auto: from the file names (.jsonl[.gz], .json[.gz], .parquet, else text)",
+    )
+    text_feature: str = _option(
+        "text", "the text field of JSON Lines or Parquet records, or of a TFDS dataset"
+    )
+    vocab_file: str | None = _option(None, "an existing vocab.txt (Google's format)")
+    learn_vocab: bool = _option(False, "learn a WordPiece vocabulary of --vocab_size tokens from the corpus")
+    vocab_size: int | None = _option(None, "size of the learned vocabulary")
+    reserved_tokens: tuple[str, ...] | None = _option(
+        None, "comma-separated tokens placed first in a learned vocabulary"
+    )
+    max_seq_length: int = _option(128, "tokens per instance, [CLS] and [SEP]s included")
+    max_predictions_per_seq: int = _option(20, "masked positions per instance, at most")
+    masked_lm_prob: float = _option(0.15, "fraction of the tokens masked")
+    short_seq_prob: float = _option(0.1, "probability of an instance shorter than max_seq_length")
+    dupe_factor: int = _option(10, "times each document is used, with different masks and pairs")
+    random_seed: int = _option(12345, "seed of pairing and masking (with the shard index)")
+    do_lower_case: bool = _option(True, "lower-case and strip accents before tokenizing")
+    do_whole_word_mask: bool = _option(False, "mask whole words instead of single WordPiece tokens")
+    num_shards: int = _option(8, "TFRecord files written; the output depends on it")
+    num_workers: int | None = _option(None, "processes building shards (default: the CPUs); output unchanged")
+    overwrite: bool = _option(False, "replace the data in an existing --output_dir")
+    shard_prefix: str = _option("pretraining", "shard file names: `<prefix>-00000-of-00008.tfrecord`")
+    tfds_split: str = _option("train", "the split of a TFDS dataset")
+    tfds_data_dir: str | None = _option(None, "where TFDS datasets are prepared (default: TFDS's own)")
+    tfds_download: bool = _option(False, "let TFDS download and prepare the dataset")
+    quiet: bool = _option(False, "no progress bar")
 
     def validate(self):
+        """Raises ValueError naming the first bad option (as the command line spells it)."""
         checks = [
             ("max_seq_length", self.max_seq_length >= 5, "an integer >= 5 ([CLS] A [SEP] B [SEP])"),
             ("max_predictions_per_seq", self.max_predictions_per_seq >= 0, "an integer >= 0"),
@@ -67,10 +117,39 @@ class CreationSettings:
             ("short_seq_prob", 0.0 <= self.short_seq_prob <= 1.0, "a probability in [0, 1]"),
             ("dupe_factor", self.dupe_factor >= 1, "an integer >= 1"),
             ("random_seed", 0 <= self.random_seed < 2**63, "an integer in [0, 2**63)"),
+            ("num_shards", self.num_shards >= 1, "an integer >= 1"),
+            ("num_workers", self.num_workers is None or self.num_workers >= 1, "an integer >= 1"),
+            ("input_format", self.input_format in INPUT_FORMATS, f"one of {', '.join(INPUT_FORMATS)}"),
         ]
         for name, ok, expected in checks:
             if not ok:
                 raise ValueError(f"--{name}={getattr(self, name)}: expected {expected}")
+        if self.learn_vocab and self.vocab_file:
+            raise ValueError("--learn_vocab and --vocab_file: give one of them")
+        if self.learn_vocab and self.vocab_size is None:
+            raise ValueError("--learn_vocab: needs --vocab_size")
+        if not self.learn_vocab and self.vocab_size is not None:
+            raise ValueError("--vocab_size: only with --learn_vocab")
+        if not self.learn_vocab and self.vocab_file is None:
+            raise ValueError("--vocab_file: required (or --learn_vocab --vocab_size=N)")
+        if self.vocab_file is not None and not tf.io.gfile.exists(self.vocab_file):
+            raise ValueError(f"--vocab_file {self.vocab_file}: no such file")
+
+    def shard_settings(self):
+        """The settings that shape the records, as written into meta.json."""
+        return {name: getattr(self, name) for name in SHARD_SETTINGS}
+
+
+SHARD_SETTINGS = (
+    "max_seq_length",
+    "max_predictions_per_seq",
+    "masked_lm_prob",
+    "short_seq_prob",
+    "dupe_factor",
+    "random_seed",
+    "do_lower_case",
+    "do_whole_word_mask",
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,11 +159,12 @@ class ShardTask:
     part: object  # a corpus part: has .documents()
     path: str
     vocab_path: str
-    settings: CreationSettings
+    settings: CreationConfig
 
 
 @dataclasses.dataclass(frozen=True)
 class ShardStats:
+    index: int
     file: str
     num_documents: int
     num_sentences: int
@@ -92,6 +172,8 @@ class ShardStats:
     num_tokens: int
     num_masked_lm_predictions: int
     num_text_bytes: int
+    size_bytes: int
+    records_sha256: str
     process_id: int  # of the process that built it (not part of meta.json)
 
 
@@ -191,13 +273,16 @@ class _ShardBuilder:
             collect(keep=0)
         report(task.index, "done", 0, 0, 1.0)
         return ShardStats(
-            file=os.path.basename(task.path),
+            index=task.index,
+            file=paths.basename(task.path),
             num_documents=documents.num_documents,
             num_sentences=documents.num_sentences,
             num_instances=len(spans),
             num_tokens=int(totals[1]),
             num_masked_lm_predictions=int(round(totals[2])),
             num_text_bytes=counts["bytes"],
+            size_bytes=writer.size_bytes,
+            records_sha256=writer.records_sha256,
             process_id=os.getpid(),
         )
 
@@ -379,13 +464,13 @@ def _drain(queue, progress):
 
 
 def _existing_outputs(output_dir):
-    names = os.listdir(output_dir) if os.path.isdir(output_dir) else []
+    names = tf.io.gfile.listdir(output_dir) if tf.io.gfile.isdir(output_dir) else []
     return sorted(n for n in names if n == META_FILENAME or n.endswith(".tfrecord"))
 
 
 def _check_output_dir(output_dir, overwrite):
     """Refuses an output_dir that is a file, or that holds data unless `overwrite`; returns its data files."""
-    if os.path.exists(output_dir) and not os.path.isdir(output_dir):
+    if tf.io.gfile.exists(output_dir) and not tf.io.gfile.isdir(output_dir):
         raise ValueError(f"--output_dir {output_dir}: exists and is not a directory")
     existing = _existing_outputs(output_dir)
     if existing and not overwrite:
@@ -400,166 +485,169 @@ def _prepare_output_dir(output_dir, overwrite):
     """Creates output_dir, or empties it of data when `overwrite`: the old meta.json goes first (so the
     directory never looks complete while new shards are written), then the old shards."""
     existing = _check_output_dir(output_dir, overwrite)
-    os.makedirs(output_dir, exist_ok=True)
+    tf.io.gfile.makedirs(output_dir)
     if META_FILENAME in existing:
-        os.remove(os.path.join(output_dir, META_FILENAME))
+        tf.io.gfile.remove(paths.join(output_dir, META_FILENAME))
     for name in existing:
         if name != META_FILENAME:
-            os.remove(os.path.join(output_dir, name))
+            tf.io.gfile.remove(paths.join(output_dir, name))
 
 
-def _remove_incomplete_files(output_dir):
-    for path in glob.glob(os.path.join(output_dir, ".*.incomplete-*")):
-        os.remove(path)
+def remove_incomplete_files(output_dir):
+    for path in tf.io.gfile.glob(paths.join(output_dir, ".*.incomplete-*")):
+        tf.io.gfile.remove(path)
 
 
-def _install_vocab(output_dir, *, vocab_file, vocab_size, reserved_tokens, source, do_lower_case):
+def _full_path(path):
+    return os.path.abspath(path) if paths.is_local(path) else path
+
+
+def _install_vocab(config, source):
     """Copies or learns the vocabulary into <output_dir>/vocab.txt; returns (path, description)."""
-    target = os.path.join(output_dir, VOCAB_FILENAME)
-    if vocab_file is not None:
-        vocab = load_vocab(vocab_file)  # validates the file
-        if not (os.path.exists(target) and os.path.samefile(vocab_file, target)):
+    target = paths.join(config.output_dir, VOCAB_FILENAME)
+    if config.vocab_file is not None:
+        vocab = load_vocab(config.vocab_file)  # validates the file
+        if _full_path(config.vocab_file) != _full_path(target):
             write_vocab(vocab, target)
-        return target, os.path.abspath(vocab_file)
-    log.info("learning a %d-token WordPiece vocabulary from the corpus", vocab_size)
+        return target, _full_path(config.vocab_file)
+    log.info("learning a %d-token WordPiece vocabulary from the corpus", config.vocab_size)
     started = time.monotonic()
     sentences = (s for part in source.partition(1) for document in part.documents() for s in document)
-    vocab = learn_vocab(sentences, vocab_size, do_lower_case=do_lower_case, reserved_tokens=reserved_tokens)
+    vocab = learn_vocab(
+        sentences,
+        config.vocab_size,
+        do_lower_case=config.do_lower_case,
+        reserved_tokens=None if config.reserved_tokens is None else list(config.reserved_tokens),
+    )
     write_vocab(vocab, target)
     log.info("learned the vocabulary in %.1f s", time.monotonic() - started)
-    return target, f"learned from the corpus (tensorflow-text WordPiece learner, vocab_size={vocab_size})"
-
-
-def create_pretraining_data(
-    input,
-    output_dir,
-    *,
-    vocab_file=None,
-    vocab_size=None,
-    reserved_tokens=None,
-    max_seq_length=128,
-    max_predictions_per_seq=20,
-    masked_lm_prob=0.15,
-    short_seq_prob=0.1,
-    dupe_factor=10,
-    random_seed=12345,
-    do_lower_case=True,
-    do_whole_word_mask=False,
-    num_shards=8,
-    num_workers=None,
-    overwrite=False,
-    shard_prefix="pretraining",
-    text_feature="text",
-    tfds_split="train",
-    tfds_data_dir=None,
-    tfds_download=False,
-    progress=True,
-):
-    """Writes `num_shards` TFRecord shards of Google's pretraining examples, vocab.txt and meta.json into
-    `output_dir`, and returns the meta dict.
-
-    input: `embedded`, `tfds:<name>` or text files in Google's format (see data.corpus.open_corpus), or a
-    corpus source object (with `description` and `partition(n)`). Exactly one of `vocab_file` (an
-    existing vocab.txt) and `vocab_size` (learn one from the corpus, with `reserved_tokens`) is given.
-    num_workers: processes building shards in parallel (default: the CPU count, at most num_shards);
-    it does not change the output.
-    """
-    settings = CreationSettings(
-        max_seq_length=max_seq_length,
-        max_predictions_per_seq=max_predictions_per_seq,
-        masked_lm_prob=masked_lm_prob,
-        short_seq_prob=short_seq_prob,
-        dupe_factor=dupe_factor,
-        random_seed=random_seed,
-        do_lower_case=do_lower_case,
-        do_whole_word_mask=do_whole_word_mask,
+    return (
+        target,
+        f"learned from the corpus (tensorflow-text WordPiece learner, vocab_size={config.vocab_size})",
     )
-    settings.validate()
-    if (vocab_file is None) == (vocab_size is None):
-        raise ValueError(
-            "--vocab_file / --vocab_size: give exactly one (an existing vocab.txt, or a size to learn)"
-        )
-    if not isinstance(num_shards, int) or num_shards < 1:
-        raise ValueError(f"--num_shards={num_shards}: expected an integer >= 1")
-    num_workers = min(num_workers or os.cpu_count() or 1, num_shards)
-    if num_workers < 1:
-        raise ValueError(f"--num_workers={num_workers}: expected an integer >= 1")
-    if vocab_file is not None and not os.path.isfile(vocab_file):
-        raise ValueError(f"--vocab_file {vocab_file}: no such file")
 
-    _check_output_dir(output_dir, overwrite)  # refuse early; nothing is written before the corpus is found
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """A creation ready to run: the output directory prepared, the vocabulary installed, one task per
+    shard. The local tool and the Beam pipeline (data.beam_pipeline) both start from one."""
+
+    config: CreationConfig
+    source: object  # the corpus
+    vocab_path: str
+    vocab_origin: str
+    tasks: tuple[ShardTask, ...]
+
+
+def plan_creation(config, corpus=None):
+    """Validates `config`, opens the corpus (`corpus`, or the one config.input names), prepares the output
+    directory and installs vocab.txt; returns the Plan. Nothing is written before the corpus is found."""
+    config.validate()
+    _check_output_dir(config.output_dir, config.overwrite)
+    source = corpus
+    if source is None:
+        source = open_corpus(
+            config.input,
+            input_format=config.input_format,
+            text_feature=config.text_feature,
+            tfds_split=config.tfds_split,
+            tfds_data_dir=config.tfds_data_dir,
+            tfds_download=config.tfds_download,
+        )
+    parts = source.partition(config.num_shards)
+    log.info("corpus: %s", source.description)
+    _prepare_output_dir(config.output_dir, config.overwrite)
+    vocab_path, vocab_origin = _install_vocab(config, source)
+    tasks = tuple(
+        ShardTask(
+            i,
+            config.num_shards,
+            part,
+            paths.join(config.output_dir, shard_file_name(config.shard_prefix, i, config.num_shards)),
+            vocab_path,
+            config,
+        )
+        for i, part in enumerate(parts)
+    )
+    return Plan(config, source, vocab_path, vocab_origin, tasks)
+
+
+def finish_creation(plan, stats):
+    """Writes meta.json from the shards' ShardStats (any order) and returns the meta dict; last, so its
+    presence says every shard is complete."""
+    stats = sorted(stats, key=lambda s: s.index)
+    if [s.index for s in stats] != list(range(len(plan.tasks))):
+        raise RuntimeError(f"expected the stats of {len(plan.tasks)} shards, got {[s.index for s in stats]}")
+    meta = _meta(plan, load_vocab(plan.vocab_path), stats)
+    write_meta(plan.config.output_dir, meta)
+    return meta
+
+
+def create_pretraining_data(config, corpus=None):
+    """Writes `config.num_shards` TFRecord shards of Google's pretraining examples, vocab.txt and meta.json
+    into `config.output_dir` (a CreationConfig), and returns the meta dict.
+
+    corpus: a corpus source object (with `description` and `partition(n)`) to read instead of config.input.
+    config.num_workers: processes building shards in parallel (default: the CPU count, at most
+    num_shards); it does not change the output.
+    """
+    config.validate()
+    num_workers = min(config.num_workers or os.cpu_count() or 1, config.num_shards)
+    _check_output_dir(config.output_dir, config.overwrite)  # refuse early, before workers start
     started = time.monotonic()
     workers = _Workers(num_workers)  # they start now, while the corpus and the vocabulary are read
     try:
-        if isinstance(input, str):
-            source = open_corpus(
-                input,
-                text_feature=text_feature,
-                tfds_split=tfds_split,
-                tfds_data_dir=tfds_data_dir,
-                tfds_download=tfds_download,
-            )
-        else:
-            source = input
-        parts = source.partition(num_shards)
-        log.info("corpus: %s", source.description)
+        plan = plan_creation(config, corpus)
         log.info(
-            "settings: %s", dict(dataclasses.asdict(settings), num_shards=num_shards, num_workers=num_workers)
+            "settings: %s",
+            dict(config.shard_settings(), num_shards=config.num_shards, num_workers=num_workers),
         )
-        _prepare_output_dir(output_dir, overwrite)
-        vocab_path, vocab_origin = _install_vocab(
-            output_dir,
-            vocab_file=vocab_file,
-            vocab_size=vocab_size,
-            reserved_tokens=reserved_tokens,
-            source=source,
-            do_lower_case=do_lower_case,
-        )
-        tasks = []
-        for i, part in enumerate(parts):
-            path = os.path.join(output_dir, shard_file_name(shard_prefix, i, num_shards))
-            tasks.append(ShardTask(i, num_shards, part, path, vocab_path, settings))
-        bar = Progress(num_shards, enabled=progress)
-        stats = workers.run(tasks, bar)
+        bar = Progress(config.num_shards, enabled=not config.quiet)
+        stats = workers.run(list(plan.tasks), bar)
     except BaseException:
         workers.close()
-        _remove_incomplete_files(output_dir)  # a worker stopped mid-shard leaves its temporary file
+        remove_incomplete_files(config.output_dir)  # a worker stopped mid-shard leaves its temporary file
         raise
     workers.close()
     bar.draw(final=True)
-    meta = _meta(settings, load_vocab(vocab_path), vocab_path, vocab_origin, source, stats, shard_prefix)
-    write_meta(output_dir, meta)  # last: its presence says every shard is complete
+    meta = finish_creation(plan, stats)
     log.info(
         "wrote %d instances from %d documents into %d shards in %.1f s",
         meta["num_instances"],
         meta["num_documents"],
-        num_shards,
+        config.num_shards,
         time.monotonic() - started,
     )
     return meta
 
 
-def _meta(settings, vocab, vocab_path, vocab_origin, source, stats, shard_prefix):
+def _meta(plan, vocab, stats):
     counts = ("num_documents", "num_sentences", "num_instances", "num_tokens", "num_masked_lm_predictions")
     total = {name: sum(getattr(s, name) for s in stats) for name in (*counts, "num_text_bytes")}
     return {
         "format": META_FORMAT,
         "format_version": META_FORMAT_VERSION,
         "tool_version": TOOL_VERSION,
-        **dataclasses.asdict(settings),
+        **plan.config.shard_settings(),
         "vocab_file": VOCAB_FILENAME,
         "vocab_size": len(vocab),
-        "vocab_sha256": file_sha256(vocab_path),
-        "vocab_source": vocab_origin,
+        "vocab_sha256": file_sha256(plan.vocab_path),
+        "vocab_source": plan.vocab_origin,
         "special_token_ids": {token: vocab.id(token) for token in SPECIAL_TOKENS},
         "tokenizer": "tensorflow_text.FastBertTokenizer",
         "masking_batch_size": MASKING_BATCH_SIZE,
-        "corpus": source.description,
+        "corpus": plan.source.description,
         "num_shards": len(stats),
-        "shard_prefix": shard_prefix,
+        "shard_prefix": plan.config.shard_prefix,
         **total,
         "shards": [
-            {"file": s.file, "num_instances": s.num_instances, "num_documents": s.num_documents}
+            {
+                "file": s.file,
+                "num_instances": s.num_instances,
+                "num_documents": s.num_documents,
+                "size_bytes": s.size_bytes,
+                "records_sha256": s.records_sha256,
+            }
             for s in stats
         ],
     }
@@ -582,74 +670,88 @@ def _boolean(text):
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
+def _token_list(text):
+    return tuple(token.strip() for token in text.split(",") if token.strip())
+
+
+def _value_type(annotation):
+    """The command-line parser of a CreationConfig field's type (`X | None` parses as X)."""
+    options = [a for a in typing.get_args(annotation) if a is not type(None)] or [annotation]
+    kind = options[0]
+    if kind is bool:
+        return _boolean
+    if typing.get_origin(kind) is tuple:
+        return _token_list
+    return kind
+
+
 def _parser():
-    p = _OneLineErrorParser(prog="create_pretraining_data", description=__doc__.split("\n")[0])
-    p.add_argument(
-        "--input", required=True, help="`embedded`, `tfds:<name>`, or globs/dirs/files (comma-separated)"
+    """The command line: one option per CreationConfig field (bools also as `--no<name>`), and --runner."""
+    p = _OneLineErrorParser(
+        prog="create_pretraining_data",
+        description=__doc__.split("\n")[0],
+        allow_abbrev=False,  # an unknown option goes to Beam whole, never as an abbreviation of ours
     )
-    p.add_argument("--output_dir", required=True)
-    p.add_argument("--vocab_file", help="an existing vocab.txt (Google's format)")
+    for field in dataclasses.fields(CreationConfig):
+        kind = _value_type(field.type)
+        required = field.default is dataclasses.MISSING
+        default = None if required else field.default
+        help = field.metadata["help"] + ("" if required or default is None else f" (default: {default})")
+        if kind is _boolean:
+            p.add_argument(f"--{field.name}", nargs="?", const=True, default=default, type=kind, help=help)
+            p.add_argument(f"--no{field.name}", dest=field.name, action="store_false", help=argparse.SUPPRESS)
+        else:
+            p.add_argument(f"--{field.name}", type=kind, default=default, required=required, help=help)
     p.add_argument(
-        "--learn_vocab", action="store_true", help="learn a WordPiece vocab of --vocab_size tokens"
+        "--runner",
+        help="run as an Apache Beam pipeline on this runner (DirectRunner, DataflowRunner, FlinkRunner, "
+        "SparkRunner, ...); further --options go to Beam's PipelineOptions",
     )
-    p.add_argument("--vocab_size", type=int, help="size of the learned vocabulary")
-    p.add_argument("--reserved_tokens", help="comma-separated tokens placed first in a learned vocab")
-    p.add_argument("--max_seq_length", type=int, default=128)
-    p.add_argument("--max_predictions_per_seq", type=int, default=20)
-    p.add_argument("--masked_lm_prob", type=float, default=0.15)
-    p.add_argument("--short_seq_prob", type=float, default=0.1)
-    p.add_argument("--dupe_factor", type=int, default=10)
-    p.add_argument("--random_seed", type=int, default=12345)
-    for name, default in (("do_lower_case", True), ("do_whole_word_mask", False)):
-        p.add_argument(f"--{name}", nargs="?", const=True, default=default, type=_boolean, metavar="BOOL")
-        p.add_argument(f"--no{name}", dest=name, action="store_false", help=argparse.SUPPRESS)
-    p.add_argument("--num_shards", type=int, default=8)
-    p.add_argument("--num_workers", type=int, default=None, help="default: the number of CPUs")
-    p.add_argument("--overwrite", action="store_true", help="replace the data in an existing --output_dir")
-    p.add_argument("--shard_prefix", default="pretraining")
-    p.add_argument("--text_feature", default="text", help="the text feature of a TFDS dataset")
-    p.add_argument("--tfds_split", default="train")
-    p.add_argument("--tfds_data_dir", default=None)
-    p.add_argument("--tfds_download", action="store_true", help="let TFDS download and prepare the dataset")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
 
+def options_table():
+    """The command-line options as a Markdown table (docs/data.md holds it; a test compares the two)."""
+    rows = ["| option | default | meaning |", "|---|---|---|"]
+    for field in dataclasses.fields(CreationConfig):
+        default = field.default
+        if isinstance(default, bool):
+            default = str(default).lower()
+        default = {dataclasses.MISSING: "(required)", None: ""}.get(default, f"`{default}`")
+        rows.append(f"| `--{field.name}` | {default} | {field.metadata['help']} |")
+    rows.append("| `--runner` | | run on Apache Beam (data.beam_pipeline); other `--options` go to Beam |")
+    return "\n".join(rows) + "\n"
+
+
+def parse_command_line(argv):
+    """(CreationConfig, Beam pipeline arguments or None when no --runner is given) from `argv`."""
+    parser = _parser()
+    args, unknown = parser.parse_known_args(argv)
+    if args.runner is None and unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)} (Beam options need --runner)")
+    values = vars(args)
+    runner = values.pop("runner")
+    config = CreationConfig(**values)
+    if runner is None:
+        return config, None
+    beam_args = [f"--runner={runner}", *unknown]
+    if config.num_workers is not None:  # also Dataflow's name for its worker count
+        beam_args.append(f"--num_workers={config.num_workers}")
+    return config, beam_args
+
+
 def main(argv=None):
-    args = _parser().parse_args(argv)
-    if args.learn_vocab and args.vocab_file:
-        _fail("--learn_vocab and --vocab_file: give one of them")
-    if args.learn_vocab and args.vocab_size is None:
-        _fail("--learn_vocab: needs --vocab_size")
-    if not args.learn_vocab and args.vocab_file is None:
-        _fail("--vocab_file: required (or --learn_vocab --vocab_size=N)")
+    """The command line. Starts TensorFlow without its C++ start-up lines, so an error stays one line."""
+    import_tensorflow_quietly()
+    config, beam_args = parse_command_line(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
-    reserved = [t.strip() for t in args.reserved_tokens.split(",")] if args.reserved_tokens else None
     try:
-        create_pretraining_data(
-            args.input,
-            args.output_dir,
-            vocab_file=None if args.learn_vocab else args.vocab_file,
-            vocab_size=args.vocab_size if args.learn_vocab else None,
-            reserved_tokens=reserved,
-            max_seq_length=args.max_seq_length,
-            max_predictions_per_seq=args.max_predictions_per_seq,
-            masked_lm_prob=args.masked_lm_prob,
-            short_seq_prob=args.short_seq_prob,
-            dupe_factor=args.dupe_factor,
-            random_seed=args.random_seed,
-            do_lower_case=args.do_lower_case,
-            do_whole_word_mask=args.do_whole_word_mask,
-            num_shards=args.num_shards,
-            num_workers=args.num_workers,
-            overwrite=args.overwrite,
-            shard_prefix=args.shard_prefix,
-            text_feature=args.text_feature,
-            tfds_split=args.tfds_split,
-            tfds_data_dir=args.tfds_data_dir,
-            tfds_download=args.tfds_download,
-            progress=not args.quiet,
-        )
+        if beam_args is None:
+            create_pretraining_data(config)
+        else:
+            from data.beam_pipeline import create_with_beam
+
+            create_with_beam(config, beam_args)
     except (ValueError, OSError) as e:
         _fail(str(e))
     except KeyboardInterrupt:

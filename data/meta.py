@@ -9,10 +9,10 @@ Paths may be local or any filesystem `tf.io.gfile` knows (`gs://...`).
 """
 
 import json
-import os
-import uuid
 
 import tensorflow as tf
+
+from data import paths
 
 META_FILENAME = "meta.json"
 META_FORMAT = "bert-pretraining-tfrecord"
@@ -23,45 +23,13 @@ class DataConfigError(ValueError):
     """The data does not exist or does not match the training configuration; the message says why."""
 
 
-def _is_local(path):
-    return "://" not in path
-
-
-def _join(directory, name):
-    return os.path.join(directory, name) if _is_local(directory) else f"{directory.rstrip('/')}/{name}"
-
-
-def _dirname(path):
-    return os.path.dirname(path) if _is_local(path) else path.rstrip("/").rsplit("/", 1)[0]
-
-
 def write_meta(output_dir, meta):
-    """Writes `meta` as `<output_dir>/meta.json` atomically and returns the file's path.
-
-    The JSON goes to a temporary file in the same directory which then replaces `meta.json` in one rename,
-    so a reader sees either the previous file or the complete new one, never a partial file.
-    """
+    """Writes `meta` as `<output_dir>/meta.json` atomically (data.paths.write_atomically) and returns the
+    file's path."""
     if not isinstance(meta, dict):
         raise TypeError(f"meta must be a dict, got {type(meta).__name__}")
     text = json.dumps(meta, indent=2) + "\n"  # Serialise first: a bad value fails before any file is touched.
-    path = _join(output_dir, META_FILENAME)
-    temp_path = _join(output_dir, f".{META_FILENAME}.tmp-{uuid.uuid4().hex}")
-    try:
-        if _is_local(output_dir):
-            with open(temp_path, "w", encoding="utf-8") as f:
-                f.write(text)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(temp_path, path)
-        else:
-            with tf.io.gfile.GFile(temp_path, "w") as f:
-                f.write(text)
-            tf.io.gfile.rename(temp_path, path, overwrite=True)
-    except BaseException:
-        if tf.io.gfile.exists(temp_path):
-            tf.io.gfile.remove(temp_path)
-        raise
-    return path
+    return paths.write_atomically(paths.join(output_dir, META_FILENAME), text)
 
 
 def _has_glob_characters(path):
@@ -77,10 +45,10 @@ def meta_directory(directory_or_pattern):
     path = str(directory_or_pattern)
     if tf.io.gfile.isdir(path):
         return path
-    directory = _dirname(path) or "."
+    directory = paths.dirname(path) or "."
     if not _has_glob_characters(directory):
         return directory
-    directories = sorted({_dirname(name) or "." for name in tf.io.gfile.glob(path)})
+    directories = sorted({paths.dirname(name) or "." for name in tf.io.gfile.glob(path)})
     if len(directories) > 1:
         raise DataConfigError(
             f"{path} matches files in {len(directories)} directories ({', '.join(directories)}); "
@@ -96,7 +64,7 @@ def read_meta(directory_or_pattern):
     `gs://bucket/wiki/part-*.tfrecord` (meta.json is looked up in the directory of the glob).
     A meta.json that is not a JSON object raises DataConfigError naming the file.
     """
-    path = _join(meta_directory(directory_or_pattern), META_FILENAME)
+    path = paths.join(meta_directory(directory_or_pattern), META_FILENAME)
     if not tf.io.gfile.exists(path):
         return None
     with tf.io.gfile.GFile(path, "r") as f:

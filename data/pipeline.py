@@ -6,37 +6,22 @@
 Batching before parsing lets one `tf.io.parse_example` call decode a whole batch, instead of one
 `parse_single_example` per record as in google-research/bert's run_pretraining.py.
 
-Before building anything the files are checked: meta.json (when the directory has one) against the training
-configuration, and the first record's features and lengths, so data made for another sequence length is
-refused with a message naming the feature, the file and both lengths (Google's code fails at the first
-step with "Can't parse serialized Example").
+Before building anything the files are checked once (data.checks.check_data), unless the caller hands in
+the DataFiles that check returned.
 """
 
 import hashlib
-import os
 import random
 
 import tensorflow as tf
 
+from data import paths
+from data.checks import DataFiles, check_data, directory_of, feature_spec
 from data.masking import MaskingConfig, mask_tokens, unmask
-from data.meta import META_FILENAME, DataConfigError, check_meta, meta_directory, read_meta
+from data.meta import META_FILENAME, DataConfigError, meta_directory, read_meta
 from data.vocab import file_sha256, load_vocab
 
 AUTOTUNE = tf.data.AUTOTUNE
-
-
-def feature_spec(max_seq_length, max_predictions_per_seq):
-    """The features of google-research/bert's create_pretraining_data.py, with their fixed lengths."""
-    S, P = max_seq_length, max_predictions_per_seq
-    return {
-        "input_ids": tf.io.FixedLenFeature([S], tf.int64),
-        "input_mask": tf.io.FixedLenFeature([S], tf.int64),
-        "segment_ids": tf.io.FixedLenFeature([S], tf.int64),
-        "masked_lm_positions": tf.io.FixedLenFeature([P], tf.int64),
-        "masked_lm_ids": tf.io.FixedLenFeature([P], tf.int64),
-        "masked_lm_weights": tf.io.FixedLenFeature([P], tf.float32),
-        "next_sentence_labels": tf.io.FixedLenFeature([1], tf.int64),
-    }
 
 
 def parse_batch(serialized, max_seq_length, max_predictions_per_seq):
@@ -70,8 +55,9 @@ def pretraining_dataset(
     """A tf.data.Dataset of pretraining batches read from the TFRecord files matching `file_pattern`.
 
     Args:
-      file_pattern: a glob (local or `gs://...`), a data directory, or a list of them. meta.json, its
-        temporary files and the vocab file it names are never read as records.
+      file_pattern: a glob (local or `gs://...`), a data directory, or a list of them (checked here), or
+        the DataFiles of an earlier data.checks.check_data. meta.json, its temporary files and the vocab
+        file it names are never read as records.
       batch_size: the batch size of THIS pipeline; under a tf.distribute strategy that is the per-replica
         batch, `input_context.get_per_replica_batch_size(global_batch_size)`.
       max_seq_length, max_predictions_per_seq: the lengths the records must have (checked).
@@ -90,7 +76,7 @@ def pretraining_dataset(
       drop_remainder: defaults to True for training (static shapes) and False for evaluation.
       deterministic: keep the element order of the parallel stages fixed; defaults to True for evaluation
         and to `seed is not None` for training.
-      dynamic_masking: a data.MaskingConfig (see `masking_config_from_meta`) to mask every batch afresh,
+      dynamic_masking: a data.MaskingConfig (see `dynamic_masking_config`) to mask every batch afresh,
         RoBERTa-style: the original tokens are restored from each record (`data.masking.unmask`) and masked
         again (`data.masking.mask_tokens`) with a stateless seed made from `seed`, the input pipeline and
         the batch's index, so a record gets new masks each epoch, reproducibly. None: the records' masks
@@ -120,8 +106,11 @@ def pretraining_dataset(
     if deterministic is None:
         deterministic = seed is not None or not is_training
 
-    files = find_files(file_pattern)
-    metas = check_files(files, max_seq_length, max_predictions_per_seq, vocab_size)
+    if not isinstance(file_pattern, DataFiles):
+        file_pattern = check_data(
+            file_pattern, max_seq_length, max_predictions_per_seq, vocab_size=vocab_size
+        )
+    files, metas = list(file_pattern.files), file_pattern.metas
     num_pipelines, pipeline_id = _pipeline_position(input_context)
     if len(files) >= num_pipelines:
         files, record_shard = files[pipeline_id::num_pipelines], None
@@ -187,30 +176,58 @@ def _check_masking_config(config, max_predictions_per_seq, vocab_size):
         )
 
 
-def masking_config_from_meta(directory_or_pattern):
-    """The data.MaskingConfig that made the data in `directory_or_pattern` (for dynamic masking).
+class MaskingSettingsError(DataConfigError):
+    """Dynamic masking of data without meta.json, and some settings not given; `missing` names them."""
 
-    Reads meta.json (masked_lm_prob, max_predictions_per_seq, do_whole_word_mask, vocab_file) and the copy
-    of the vocabulary beside it ([CLS]/[SEP]/[MASK]/[PAD] ids and the "##" continuation pieces), checked
-    against meta.json's vocab_sha256 when present.
+    def __init__(self, message, missing):
+        super().__init__(message)
+        self.missing = missing
+
+
+def dynamic_masking_config(
+    directory_or_pattern,
+    max_predictions_per_seq,
+    *,
+    masked_lm_prob=None,
+    whole_word_mask=None,
+    vocab_file=None,
+):
+    """The data.MaskingConfig for dynamic masking of the data in `directory_or_pattern`.
+
+    Each setting left None is the data's own, from its meta.json (masked_lm_prob, do_whole_word_mask, and
+    the copy of the vocabulary beside it, checked against vocab_sha256): the data is masked again as it
+    was made. Data without meta.json (made by Google's or NVIDIA's tool) needs masked_lm_prob and
+    vocab_file given (MaskingSettingsError names those that are not); whole_word_mask then defaults to
+    False, Google's default. The vocabulary gives the [CLS]/[SEP]/[MASK]/[PAD] ids and the "##" pieces.
     """
     directory = meta_directory(directory_or_pattern)
     meta = read_meta(directory)
-    meta_path = _join(directory, META_FILENAME)
+    meta_path = paths.join(directory, META_FILENAME)
+    given = {
+        "masked_lm_prob": masked_lm_prob,
+        "do_whole_word_mask": whole_word_mask,
+        "vocab_file": vocab_file,
+    }
     if meta is None:
-        raise DataConfigError(f"no {meta_path} to take the masking settings from; build a data.MaskingConfig")
-    for key in ("masked_lm_prob", "max_predictions_per_seq", "do_whole_word_mask", "vocab_file"):
-        if key not in meta:
+        missing = [name for name in ("masked_lm_prob", "vocab_file") if given[name] is None]
+        if missing:
+            raise MaskingSettingsError(
+                f"{directory} has no {META_FILENAME} to take the masking settings from", missing
+            )
+        meta = {"do_whole_word_mask": False}
+    settings = {key: meta.get(key) if value is None else value for key, value in given.items()}
+    for key, value in settings.items():
+        if value is None:
             raise DataConfigError(f"{meta_path}: key {key!r} is missing (needed for dynamic masking)")
-    vocab_path = _join(directory, meta["vocab_file"])
-    vocab = load_vocab(vocab_path)
-    if "vocab_sha256" in meta and file_sha256(vocab_path) != meta["vocab_sha256"]:
-        raise DataConfigError(f"{vocab_path} is not the vocabulary of {meta_path} (vocab_sha256 differs)")
+    if vocab_file is None:
+        vocab_file = paths.join(directory, settings["vocab_file"])
+        if "vocab_sha256" in meta and file_sha256(vocab_file) != meta["vocab_sha256"]:
+            raise DataConfigError(f"{vocab_file} is not the vocabulary of {meta_path} (vocab_sha256 differs)")
     return MaskingConfig.from_vocab(
-        vocab,
-        masked_lm_prob=meta["masked_lm_prob"],
-        max_predictions_per_seq=meta["max_predictions_per_seq"],
-        whole_word_mask=bool(meta["do_whole_word_mask"]),
+        load_vocab(vocab_file),
+        masked_lm_prob=settings["masked_lm_prob"],
+        max_predictions_per_seq=max_predictions_per_seq,
+        whole_word_mask=bool(settings["do_whole_word_mask"]),
     )
 
 
@@ -258,11 +275,11 @@ def _records_per_epoch(files, metas, record_shard):
     """
     total = 0
     for path in files:
-        meta = metas[_directory(path)]
+        meta = metas[directory_of(path)]
         counts = {
-            _basename(str(s.get("file"))): s.get("num_instances") for s in (meta or {}).get("shards", [])
+            paths.basename(str(s.get("file"))): s.get("num_instances") for s in (meta or {}).get("shards", [])
         }
-        count = counts.get(_basename(path))
+        count = counts.get(paths.basename(path))
         if not isinstance(count, int):
             return None
         total += count
@@ -278,142 +295,3 @@ def _derive_seed(seed, pipeline_id, purpose):
         return None
     digest = hashlib.sha256(f"{seed}/{pipeline_id}/{purpose}".encode()).digest()
     return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Finding the files and checking them before training starts.
-
-
-def find_files(file_pattern):
-    """The sorted TFRecord files matching `file_pattern` (a glob, a directory, or a list of them).
-
-    Every pattern must match at least one file; meta.json, its temporary files and the vocab file it names
-    are left out, and so are the subdirectories of a directory.
-    """
-    patterns = [file_pattern] if isinstance(file_pattern, str | os.PathLike) else list(file_pattern)
-    if not patterns:
-        raise DataConfigError("no input file pattern given")
-    files = set()
-    for pattern in map(str, patterns):
-        if tf.io.gfile.isdir(pattern):
-            matched = [path for path in tf.io.gfile.glob(_join(pattern, "*")) if not tf.io.gfile.isdir(path)]
-        else:
-            matched = tf.io.gfile.glob(pattern)
-        matched = [path for path in matched if not _is_side_file(path)]
-        if not matched:
-            raise DataConfigError(f"no TFRecord file matches {pattern}")
-        files.update(matched)
-    return sorted(files)
-
-
-def _join(directory, name):
-    return f"{directory.rstrip('/')}/{name}"
-
-
-def _directory(path):
-    return path.rsplit("/", 1)[0] if "/" in path else "."
-
-
-def _basename(path):
-    return path.rsplit("/", 1)[-1]
-
-
-def _is_side_file(path):
-    """meta.json, a temporary meta.json, or the vocab file named by the directory's meta.json."""
-    name = _basename(path)
-    if name == META_FILENAME or name.startswith(f".{META_FILENAME}.tmp-"):
-        return True
-    if name.endswith(".txt") and tf.io.gfile.exists(_join(_directory(path), META_FILENAME)):
-        meta = read_meta(_directory(path))
-        return name == meta.get("vocab_file")
-    return False
-
-
-def check_files(files, max_seq_length, max_predictions_per_seq, vocab_size=None):
-    """Checks each directory holding `files`: its meta.json (if any) and the first record found there.
-
-    Returns {directory: its parsed meta.json or None}.
-
-    Google's create_pretraining_data.py writes no meta.json; its files are accepted when the first record
-    has Google's features with the expected lengths.
-    """
-    by_directory = {}
-    for path in files:
-        by_directory.setdefault(_directory(path), []).append(path)
-    metas = {}
-    for directory, paths in by_directory.items():
-        meta = metas[directory] = read_meta(directory)
-        if meta is not None:
-            meta_path = _join(directory, META_FILENAME)
-            check_meta(
-                meta,
-                max_seq_length=max_seq_length,
-                max_predictions_per_seq=max_predictions_per_seq,
-                vocab_size=vocab_size,
-                source=meta_path,
-            )
-            _check_listed_shards(meta, meta_path, paths)
-        check_first_record(paths, max_seq_length, max_predictions_per_seq)
-    return metas
-
-
-def _check_listed_shards(meta, meta_path, paths):
-    """A file meta.json does not list is not part of that data set (e.g. left over from an earlier run)."""
-    if "shards" not in meta:
-        return
-    listed = {_basename(str(shard["file"])) for shard in meta["shards"]}
-    for path in paths:
-        if _basename(path) not in listed:
-            raise DataConfigError(f"{path} is not one of the shards listed in {meta_path}")
-
-
-def check_first_record(paths, max_seq_length, max_predictions_per_seq):
-    """Checks the first record of the first non-empty file among `paths` against Google's schema.
-
-    Raises DataConfigError naming the file, the feature and the expected type or length, or when no file
-    holds a record at all.
-    """
-    for path in paths:
-        record = _first_record(path)
-        if record is None:
-            continue
-        example = tf.train.Example.FromString(record)
-        spec = feature_spec(max_seq_length, max_predictions_per_seq)
-        for name, feature_config in spec.items():
-            _check_feature(example, name, feature_config, path, max_seq_length, max_predictions_per_seq)
-        return
-    others = f" or the {len(paths) - 1} other files there" if len(paths) > 1 else ""
-    raise DataConfigError(f"no records in {paths[0]}{others}")
-
-
-def _first_record(path):
-    try:
-        for record in tf.data.TFRecordDataset(path).take(1):
-            return record.numpy()
-    except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as e:
-        raise DataConfigError(f"{path} is not a readable TFRecord file ({e.message})") from None
-    return None
-
-
-_KIND_OF_DTYPE = {tf.int64: "int64_list", tf.float32: "float_list"}
-
-
-def _check_feature(example, name, feature_config, path, max_seq_length, max_predictions_per_seq):
-    where = f"{path}: feature {name!r} of the first record"
-    if name not in example.features.feature:
-        raise DataConfigError(f"{where} is missing (present: {', '.join(sorted(example.features.feature))})")
-    feature = example.features.feature[name]
-    kind = feature.WhichOneof("kind")
-    expected_kind = _KIND_OF_DTYPE[feature_config.dtype]
-    if kind != expected_kind:
-        raise DataConfigError(f"{where} is a {kind} but Google's format has a {expected_kind}")
-    length = len(getattr(feature, kind).value)
-    expected_length = feature_config.shape[0]
-    if length != expected_length:
-        if name in ("input_ids", "input_mask", "segment_ids"):
-            reason = f"max_seq_length={max_seq_length}"
-        elif name == "next_sentence_labels":
-            reason = "Google's format"
-        else:
-            reason = f"max_predictions_per_seq={max_predictions_per_seq}"
-        raise DataConfigError(f"{where} has {length} values but {reason} needs {expected_length}")

@@ -25,11 +25,13 @@ writes them; the bytes are identical to its output.
 """
 
 import functools
-import os
-import uuid
+import hashlib
+import struct
 
 import numpy as np
 import tensorflow as tf
+
+from data import paths
 
 INT64_FEATURES = ("input_ids", "input_mask", "segment_ids", "masked_lm_positions", "masked_lm_ids")
 FLOAT_FEATURES = ("masked_lm_weights",)
@@ -158,31 +160,57 @@ def serialize_examples(features):
     return [buffer[start:end] for start, end in zip([0, *ends[:-1]], ends, strict=True)]
 
 
+_RECORD_FRAMING = 8 + 4 + 4  # a TFRecord: the data's length (uint64), its CRC, the data, the data's CRC
+
+
+def records_digest():
+    """The running checksum of a shard's records (meta.json's `records_sha256`): SHA-256 over each record
+    as its length (8 bytes, little-endian) then its bytes, in file order. It covers what a reader gets
+    from the file; TFRecord's own CRCs cover the framing."""
+    return hashlib.sha256()
+
+
+def update_records_digest(digest, record):
+    digest.update(struct.pack("<Q", len(record)))
+    digest.update(record)
+
+
 class AtomicRecordWriter:
     """Writes a TFRecord file under a temporary name in the same directory and renames it to `path` only
     on `commit()`; closing without commit (an exception, an interrupt) deletes the temporary file. A file
-    at `path` is therefore always complete."""
+    at `path` is therefore always complete. While writing it counts the file's bytes and the checksum of
+    its records (`size_bytes`, `records_sha256` after commit), for meta.json."""
 
     def __init__(self, path):
         self.path = path
-        directory, name = os.path.split(path)
-        self.temp_path = os.path.join(directory, f".{name}.incomplete-{uuid.uuid4().hex[:8]}")
+        self.temp_path = paths.temporary_path(path, "incomplete")
         self._writer = tf.io.TFRecordWriter(self.temp_path)
+        self._digest = records_digest()
         self.num_records = 0
+        self.size_bytes = 0
 
     def write(self, serialized_records):
         for record in serialized_records:
             self._writer.write(record)
+            update_records_digest(self._digest, record)
+            self.size_bytes += _RECORD_FRAMING + len(record)
             self.num_records += 1
+
+    @property
+    def records_sha256(self):
+        return self._digest.hexdigest()
 
     def commit(self):
         self._writer.close()
-        os.replace(self.temp_path, self.path)
+        written = tf.io.gfile.stat(self.temp_path).length
+        if written != self.size_bytes:
+            raise OSError(f"{self.temp_path}: {written} bytes written, expected {self.size_bytes}")
+        tf.io.gfile.rename(self.temp_path, self.path, overwrite=True)
 
     def abort(self):
         self._writer.close()
-        if os.path.exists(self.temp_path):
-            os.remove(self.temp_path)
+        if tf.io.gfile.exists(self.temp_path):
+            tf.io.gfile.remove(self.temp_path)
 
     def __enter__(self):
         return self

@@ -15,8 +15,9 @@ temporary file, then writes back every captured line except these known ones (`i
 import fails, everything captured is written back before the exception goes on. The module itself uses only
 the standard library until that call.
 
-Importing this module imports TensorFlow that way; data/__init__.py imports it before anything else, so that
-`python -m data.create_pretraining_data` and run_pretraining.py start without those lines.
+Importing this module changes nothing: the command-line entry points (run_pretraining.py, run_finetuning.py,
+`python -m data.create_pretraining_data`) call `import_tensorflow_quietly()` before anything imports
+TensorFlow. Importing the `data` package does not import TensorFlow, so they can import this module first.
 """
 
 import contextlib
@@ -108,6 +109,3 @@ def import_tensorflow_quietly(list_devices=False):
             raise
         _write_back(captured, keep_everything=False)
     return tf
-
-
-import_tensorflow_quietly()

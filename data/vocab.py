@@ -14,9 +14,11 @@ yields fewer pieces, so the model's `vocab_size` is the number asked for.
 
 import hashlib
 import math
-import os
-import uuid
 from collections.abc import Iterable, Sequence
+
+import tensorflow as tf
+
+from data import paths
 
 PAD, UNK, CLS, SEP, MASK = "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"
 SPECIAL_TOKENS = (PAD, UNK, CLS, SEP, MASK)
@@ -111,12 +113,13 @@ class Vocab:
 
 
 def load_vocab(path):
-    """Reads a `vocab.txt` (one UTF-8 token per line, line number = id) into a Vocab."""
+    """Reads a `vocab.txt` (one UTF-8 token per line, line number = id) into a Vocab (any gfile path)."""
+    if not tf.io.gfile.exists(path):
+        raise ValueError(f"vocab file {path}: no such file")
+    with tf.io.gfile.GFile(path, "rb") as f:
+        raw = f.read()
     try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-    except FileNotFoundError:
-        raise ValueError(f"vocab file {path}: no such file") from None
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
         raise ValueError(f"vocab file {path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
     lines = text.split("\n")
@@ -127,21 +130,12 @@ def load_vocab(path):
 
 def write_vocab(vocab, path):
     """Writes `vocab` as `vocab.txt` (via a temporary file and a rename, so it is never half-written)."""
-    temp_path = os.path.join(
-        os.path.dirname(os.path.abspath(path)), f".{os.path.basename(path)}.{uuid.uuid4().hex}"
-    )
-    try:
-        with open(temp_path, "w", encoding="utf-8") as f:
-            f.write("".join(token + "\n" for token in vocab.tokens))
-        os.replace(temp_path, path)
-    finally:
-        if os.path.exists(temp_path):
-            os.remove(temp_path)
+    paths.write_atomically(path, "".join(token + "\n" for token in vocab.tokens))
 
 
 def file_sha256(path):
     digest = hashlib.sha256()
-    with open(path, "rb") as f:
+    with tf.io.gfile.GFile(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
@@ -162,7 +156,6 @@ def _fill_with_unused(tokens, vocab_size):
 
 def count_words(sentences: Iterable[str], *, do_lower_case=True, batch_size=1024):
     """Counts the words of `sentences` as BERT's basic tokenizer splits them (tensorflow-text ops)."""
-    import tensorflow as tf
     from tensorflow_text.python.ops.bert_tokenizer import BasicTokenizer
     from tensorflow_text.tools.wordpiece_vocab import wordpiece_tokenizer_learner_lib as learner
 

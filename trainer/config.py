@@ -16,6 +16,7 @@ import dataclasses
 import pathlib
 from typing import Literal
 
+from data.checks import VERIFY_LEVELS
 from trainer import typed_yaml
 from trainer.errors import ConfigError
 from trainer.typed_yaml import (
@@ -65,33 +66,23 @@ class ModelConfig:
     )
 
 
-@dataclasses.dataclass(kw_only=True)
-class CreateDataConfig:
-    """How to build the training data when `data.train_files` matches nothing (the demo does this)."""
-
-    corpus: str = key(
-        "embedded", "'embedded' (the corpus shipped in data/embedded/) or a glob of text files", not_empty
-    )
-    vocab_size: int = key(2000, "size of the WordPiece vocabulary learned from the corpus", at_least(10))
-    do_lower_case: bool = key(True, "lower-case and strip accents before tokenizing")
-    dupe_factor: int = key(5, "times each document is used, with different masks", at_least(1))
-    masked_lm_prob: float = key(0.15, "fraction of tokens masked", in_unit_interval)
-    short_seq_prob: float = key(0.1, "probability of a shorter than maximal sequence", in_unit_interval)
-    whole_word_mask: bool = key(False, "mask whole words instead of WordPiece tokens")
-    num_shards: int = key(4, "number of TFRecord shards written", at_least(1))
-    num_workers: int | None = key(
-        None, "processes building shards (null: one per CPU); does not change the data", at_least(1)
-    )
-    seed: int = key(12345, "random seed of the data creation")
+def file_patterns(patterns):
+    return None if all(pattern.strip() for pattern in patterns) else "globs or directories, none empty"
 
 
 @dataclasses.dataclass(kw_only=True)
 class DataConfig:
-    train_files: str = key(
-        REQUIRED, "training TFRecords: a glob, or several separated by commas (local or gs://)", not_empty
+    train_files: list[str] = key(
+        REQUIRED,
+        "training TFRecords: a list of globs or directories (local or gs://); one string is a list of one",
+        file_patterns,
+        text_is_a_list_of_one=True,
     )
-    eval_files: str | None = key(
-        None, "held-out TFRecords, evaluated at the end of training and by --mode=eval", not_empty
+    eval_files: list[str] = key(
+        [],
+        "held-out TFRecords, evaluated at the end of training and by --mode=eval; []: none",
+        file_patterns,
+        text_is_a_list_of_one=True,
     )
     max_seq_length: int = key(128, "tokens per sequence; must equal the data's (meta.json)", at_least(2))
     max_predictions_per_seq: int = key(
@@ -99,8 +90,14 @@ class DataConfig:
     )
     vocab_file: str | None = key(
         None,
-        "vocab.txt exported with the model; null: the vocab.txt named in the data's meta.json",
+        "vocab.txt exported with the model (and used by dynamic masking of data without meta.json); "
+        "null: the vocab.txt named in the data's meta.json",
         not_empty,
+    )
+    verify: Literal[VERIFY_LEVELS] = key(
+        "size",
+        "before training, each shard listed in meta.json must have the listed size; full: also the "
+        "listed checksum of its records (reads every file once)",
     )
     shuffle_buffer: int = key(10000, "examples in each worker's shuffle buffer", at_least(1))
     cycle_length: int = key(8, "TFRecord files read in parallel by each worker", at_least(1))
@@ -108,10 +105,15 @@ class DataConfig:
         False,
         "mask each batch afresh with the data's masking settings (meta.json) instead of the stored masks",
     )
-    seed: int = key(12345, "seed of the file order, the shuffling and dynamic masking")
-    create: CreateDataConfig | None = key(
-        None, "build the data into the directory of train_files when it matches no file (null: never)"
+    masked_lm_prob: float | None = key(
+        None,
+        "dynamic masking: fraction of tokens masked; null: the data's (meta.json; needed without one)",
+        in_unit_interval,
     )
+    whole_word_mask: bool | None = key(
+        None, "dynamic masking: mask whole words; null: the data's (meta.json), or false without one"
+    )
+    seed: int = key(12345, "seed of the file order, the shuffling and dynamic masking")
 
 
 @dataclasses.dataclass(kw_only=True)

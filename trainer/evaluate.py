@@ -60,7 +60,7 @@ class Evaluator:
         self.model = bert.BertPretrainingModel(bert_config, dtype=config.runtime.mixed_precision)
         try:
             self.dataset = data.pretraining_dataset(
-                [pattern.strip() for pattern in data_config.eval_files.split(",") if pattern.strip()],
+                data_config.eval_files,
                 config.train.micro_batch_size,
                 data_config.max_seq_length,
                 data_config.max_predictions_per_seq,

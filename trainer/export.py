@@ -36,7 +36,7 @@ def find_vocab_file(vocab_file, train_files):
     """`vocab_file` if given, else the vocab file named by the training data's meta.json, else None."""
     if vocab_file:
         return vocab_file
-    first_pattern = train_files.split(",")[0].strip()
+    first_pattern = train_files[0]
     meta = data.read_meta(first_pattern)
     if not meta or not meta.get("vocab_file"):
         return None

@@ -21,14 +21,6 @@ import data
 from trainer import config as config_lib
 from trainer import typed_yaml
 from trainer.checkpoints import Checkpoints, load_init_checkpoint
-from trainer.create_data import ensure_training_data
-from trainer.data_checks import (
-    check_training_files,
-    damaged_record_message,
-    split_patterns,
-    token_id_error,
-    with_token_id_check,
-)
 from trainer.errors import ConfigError, NonFiniteError
 from trainer.evaluate import evaluate
 from trainer.export import export_model, find_vocab_file
@@ -55,16 +47,15 @@ class TrainResult:
     start_step: int = 0  # the step this run started (or resumed) from
 
 
-def make_dataset_fn(config, vocab_size):
-    """dataset_fn(input_context, batch_size) for DistributedInput: the training TFRecords of data/."""
+def make_dataset_fn(config, vocab_size, data_files):
+    """dataset_fn(input_context, batch_size) for DistributedInput: the training TFRecords of data/
+    (`data_files`, checked by `check_training_data`)."""
     data_config = config.data
-    patterns = split_patterns(data_config.train_files)
-
-    masking = data.masking_config_from_meta(patterns[0]) if data_config.dynamic_masking else None
+    masking = dynamic_masking_config(data_config) if data_config.dynamic_masking else None
 
     def dataset_fn(input_context, batch_size):
         dataset = data.pretraining_dataset(
-            patterns,
+            data_files,
             batch_size,
             data_config.max_seq_length,
             data_config.max_predictions_per_seq,
@@ -76,9 +67,49 @@ def make_dataset_fn(config, vocab_size):
             cycle_length=data_config.cycle_length,
             dynamic_masking=masking,
         )
-        return with_token_id_check(dataset, vocab_size)
+        return data.with_token_id_check(dataset, vocab_size)
 
     return dataset_fn
+
+
+def check_training_data(data_config, vocab_size):
+    """The files of data.train_files, checked once before anything is built (data.check_data)."""
+    try:
+        data_files = data.check_data(
+            data_config.train_files,
+            data_config.max_seq_length,
+            data_config.max_predictions_per_seq,
+            vocab_size=vocab_size,
+            verify=data_config.verify,
+        )
+    except data.DataConfigError as e:
+        raise data.DataConfigError(f"data.train_files: {e}") from None
+    logging.info("checked the %d training files (data.verify: %s)", len(data_files.files), data_config.verify)
+    return data_files
+
+
+def dynamic_masking_config(data_config):
+    """The masking settings of data.dynamic_masking: the data's meta.json, or the data.* keys."""
+    try:
+        config = data.dynamic_masking_config(
+            data_config.train_files[0],
+            data_config.max_predictions_per_seq,
+            masked_lm_prob=data_config.masked_lm_prob,
+            whole_word_mask=data_config.whole_word_mask,
+            vocab_file=data_config.vocab_file,
+        )
+    except data.MaskingSettingsError as e:
+        keys = " and ".join(f"data.{name}" for name in e.missing)
+        raise data.DataConfigError(f"data.dynamic_masking: {e}; set {keys}") from None
+    except data.DataConfigError as e:
+        raise data.DataConfigError(f"data.dynamic_masking: {e}") from None
+    logging.info(
+        "dynamic masking: masked_lm_prob %s, whole_word_mask %s, vocabulary of %d tokens",
+        config.masked_lm_prob,
+        config.whole_word_mask,
+        config.vocab_size,
+    )
+    return config
 
 
 # The smallest dynamic loss scale a run accepts: below it the gradients are not finite even unscaled.
@@ -168,7 +199,7 @@ class Training:
     optimizer: keras.optimizers.Optimizer  # LAMB or AdamW (in a LossScaleOptimizer under mixed_float16)
     learning_rate: keras.optimizers.schedules.LearningRateSchedule
     step: tf.Variable  # optimizer updates applied; checkpointed with the model and the optimizer
-    train_files: list  # the training files (to name a damaged one); [] with a custom dataset_fn
+    data_files: data.DataFiles | None  # the checked training files; None with a custom dataset_fn
 
 
 def train(config, strategy=None, dataset_fn=None):
@@ -188,7 +219,9 @@ def train(config, strategy=None, dataset_fn=None):
     vocab_size = training.model.config.vocab_size
     try:
         inputs = DistributedInput(
-            strategy, dataset_fn or make_dataset_fn(config, vocab_size), training.batches.replica_batch_size
+            strategy,
+            dataset_fn or make_dataset_fn(config, vocab_size, training.data_files),
+            training.batches.replica_batch_size,
         )
     except data.DataConfigError as e:
         raise data.DataConfigError(f"data.train_files: {e}") from None
@@ -224,7 +257,7 @@ def train(config, strategy=None, dataset_fn=None):
 
 
 def build_training(config, strategy, check_files=True):
-    """Logs the config, plans batches and schedule, makes the data if asked and checks it, builds the model,
+    """Logs the config, plans batches and schedule, checks the data, builds the model,
     the optimizer (built) and the step counter in the strategy's scope."""
     chief = is_chief(strategy)
     logging.info("config:\n  %s", "\n  ".join(typed_yaml.format_config(config)))
@@ -241,17 +274,7 @@ def build_training(config, strategy, check_files=True):
     for line in schedule.describe():
         logging.info("%s", line)
     bert_config = load_bert_config(config.model)
-    ensure_training_data(config, single_worker=num_workers == 1)
-    train_files = []
-    if check_files:
-        data_config = config.data
-        try:
-            train_files = check_training_files(
-                data_config.train_files, data_config.max_seq_length, data_config.max_predictions_per_seq
-            )
-        except data.DataConfigError as e:
-            raise data.DataConfigError(f"data.train_files: {e}") from None
-        logging.info("checked the first record of each of the %d training files", len(train_files))
+    data_files = check_training_data(config.data, bert_config.vocab_size) if check_files else None
 
     keras.utils.set_random_seed(config.train.seed)
     runtime = config.runtime
@@ -275,7 +298,7 @@ def build_training(config, strategy, check_files=True):
         )
     log_optimizer(config.optimizer, optimizer, model.trainable_variables)
     return Training(
-        config, strategy, chief, batches, schedule, model, optimizer, learning_rate, step, train_files
+        config, strategy, chief, batches, schedule, model, optimizer, learning_rate, step, data_files
     )
 
 
@@ -289,9 +312,10 @@ def run_host_loop(training, host_loop, num_steps, watch, step):
     try:
         return watch.run(host_loop, tf.constant(num_steps), step=step)
     except tf.errors.DataLossError as e:
-        raise data.DataConfigError(damaged_record_message(e, training.train_files)) from None
+        files = training.data_files.files if training.data_files else []
+        raise data.DataConfigError(data.damaged_record_message(e, files)) from None
     except tf.errors.InvalidArgumentError as e:
-        message = token_id_error(e, training.model.config.vocab_size)
+        message = data.token_id_error(e, training.model.config.vocab_size)
         if message is None:
             raise
         raise data.DataConfigError(message) from None

@@ -24,15 +24,16 @@ from trainer.errors import ConfigError
 REQUIRED = dataclasses.MISSING
 
 
-def key(default, help, check=None):
+def key(default, help, check=None, text_is_a_list_of_one=False):
     """One config key: its default (REQUIRED when it has none), a one-line description, a value check.
 
     A section is a key whose type is a dataclass: its default is REQUIRED, or the dataclass itself when
     every key of the section has a default (the section may then be left out).
 
     `check(value)` returns None when the value is good, else the expected form ("an integer >= 1").
+    `text_is_a_list_of_one`: a list key that also takes one string (`--set data.train_files=gs://b/*`).
     """
-    metadata = {"help": help, "check": check}
+    metadata = {"help": help, "check": check, "text_is_a_list_of_one": text_is_a_list_of_one}
     if dataclasses.is_dataclass(default) and isinstance(default, type):  # an optional section: its defaults
         return dataclasses.field(default_factory=default, metadata=metadata)
     if default is REQUIRED:
@@ -239,7 +240,10 @@ def build(cls, values, prefix=""):
             if field.default is REQUIRED and field.default_factory is dataclasses.MISSING:
                 raise ConfigError(f"{name}: missing (expected {describe_type(tp)})")
             continue
-        value = coerce(values[field.name], tp, name)
+        value = values[field.name]
+        if field.metadata.get("text_is_a_list_of_one") and isinstance(value, str):
+            value = [value]
+        value = coerce(value, tp, name)
         check = field.metadata.get("check")
         if check is not None and value is not None and not dataclasses.is_dataclass(value):
             expected = check(value)

@@ -2,6 +2,7 @@
 
     python scripts/benchmarks/bench_data.py         # embedded corpus x4, dupe_factor 10: ~3 minutes
     python scripts/benchmarks/bench_data.py --copies=1 --repeats=3 --vocab_size=30522
+    python scripts/benchmarks/bench_data.py --copies=1 --dupe_factor=2   # short
 
 The baseline is scripts/benchmarks/pure_python_pretraining_data.py: Google's algorithm (google-research/bert's
 create_pretraining_data.py) in one Python process, with a plain-Python BERT tokenizer, tf.train.Example
@@ -15,6 +16,10 @@ seconds (all threads and processes), documents/s, instances/s, MB of text per mi
 ratio to the baseline measured in the same invocation (best of --repeats, the rows interleaved), plus our
 fixed start-up measured on a one-document corpus. On a loaded machine the ratio flatters the
 multi-threaded runs (they get more of the shared cores); the CPU seconds do not.
+
+The same creation also runs as an Apache Beam pipeline on each of --beam_runners (default: Beam's
+DirectRunner, one in-process worker), writing the same bytes (data.beam_pipeline); its row shows what
+Beam's own machinery costs on one machine, the price of being able to run on a cluster.
 """
 
 import argparse
@@ -32,8 +37,9 @@ sys.path[:0] = [ROOT, os.path.join(ROOT, "scripts", "benchmarks")]
 
 import pure_python_pretraining_data as baseline  # noqa: E402
 
+from data.beam_pipeline import create_with_beam  # noqa: E402
 from data.corpus import embedded_documents  # noqa: E402
-from data.create_pretraining_data import _builders, create_pretraining_data  # noqa: E402
+from data.create_pretraining_data import CreationConfig, _builders, create_pretraining_data  # noqa: E402
 from data.vocab import learn_vocab, load_vocab, write_vocab  # noqa: E402
 
 
@@ -48,6 +54,7 @@ def parse_args(argv):
     parser.add_argument("--copies", type=int, default=4, help="times the embedded corpus is written out")
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--workers", default="1,2", help="comma-separated process counts for our runs")
+    parser.add_argument("--beam_runners", default="DirectRunner", help="comma-separated; empty: none")
     return parser.parse_args(argv)
 
 
@@ -88,23 +95,38 @@ def time_baseline(corpus, vocab_path, work_dir, args):
     return timed(lambda: baseline.create([corpus], vocab_path, outputs, settings))
 
 
+def our_config(corpus, vocab_path, out, args, num_workers):
+    return CreationConfig(
+        input=corpus,
+        output_dir=out,
+        vocab_file=vocab_path,
+        max_seq_length=args.max_seq_length,
+        max_predictions_per_seq=args.max_predictions_per_seq,
+        dupe_factor=args.dupe_factor,
+        num_shards=args.num_shards,
+        num_workers=num_workers,
+        overwrite=True,
+        quiet=True,
+    )
+
+
 def time_ours(corpus, vocab_path, work_dir, args, num_workers):
     _builders.clear()  # count the tokenizer and tracing start-up in every run
-    out = os.path.join(work_dir, f"ours-{num_workers}")
+    config = our_config(corpus, vocab_path, os.path.join(work_dir, f"ours-{num_workers}"), args, num_workers)
 
     def run():
-        meta = create_pretraining_data(
-            corpus,
-            out,
-            vocab_file=vocab_path,
-            max_seq_length=args.max_seq_length,
-            max_predictions_per_seq=args.max_predictions_per_seq,
-            dupe_factor=args.dupe_factor,
-            num_shards=args.num_shards,
-            num_workers=num_workers,
-            overwrite=True,
-            progress=False,
-        )
+        meta = create_pretraining_data(config)
+        return meta["num_documents"], meta["num_instances"]
+
+    return timed(run)
+
+
+def time_beam(corpus, vocab_path, work_dir, args, runner):
+    _builders.clear()
+    config = our_config(corpus, vocab_path, os.path.join(work_dir, f"beam-{runner}"), args, None)
+
+    def run():
+        meta = create_with_beam(config, [f"--runner={runner}"])
         return meta["num_documents"], meta["num_instances"]
 
     return timed(run)
@@ -140,6 +162,10 @@ def main(argv=None):
         for n in (int(w) for w in args.workers.split(",")):
             label = f"ours ({n} process{'es' if n > 1 else ''})"
             runs[label] = lambda n=n: time_ours(corpus, vocab_path, work_dir, args, n)
+        for runner in filter(None, args.beam_runners.split(",")):
+            runs[f"ours on Beam's {runner}"] = lambda r=runner: time_beam(
+                corpus, vocab_path, work_dir, args, r
+            )
         best = {}
         for _ in range(args.repeats):
             for label, run in runs.items():  # interleaved, so load changes hit every row alike

@@ -64,7 +64,7 @@ from absl import logging  # noqa: E402
 import data  # noqa: E402
 import trainer  # noqa: E402
 from data.corpus import DocumentList, embedded_corpus  # noqa: E402
-from data.create_pretraining_data import create_pretraining_data  # noqa: E402
+from data.create_pretraining_data import CreationConfig, create_pretraining_data  # noqa: E402
 from scripts.experiments.experiment_common import batch_list, positive, write_atomically  # noqa: E402
 from trainer.train import SUMMARY_DIR_NAME  # noqa: E402
 
@@ -164,11 +164,11 @@ def corpus_prefix(stride):
 
 
 def data_files(data_dir):
-    """(training file pattern, held-out file) of the data directory."""
+    """(training files, held-out files) of the data directory."""
     shards = [
         os.path.join(data_dir, data.shard_file_name("pretraining", i, NUM_SHARDS)) for i in range(NUM_SHARDS)
     ]
-    return ",".join(shards[:-1]), shards[-1]
+    return shards[:-1], shards[-1:]
 
 
 def ensure_data(data_dir, setup):
@@ -199,9 +199,10 @@ def ensure_data(data_dir, setup):
         print(f"Data: reusing {data_dir} ({meta['num_instances']} sequences)")
         return meta
     print(f"Data: building {data_dir} from the embedded corpus (once; later runs reuse it)")
-    return create_pretraining_data(
-        corpus_source(setup.corpus_stride),
-        data_dir,
+    settings = CreationConfig(
+        input="embedded",  # the corpus_source below: every corpus_stride-th document of it
+        output_dir=str(data_dir),
+        learn_vocab=True,
         vocab_size=setup.vocab_size,
         max_seq_length=MAX_SEQ_LENGTH,
         max_predictions_per_seq=MAX_PREDICTIONS_PER_SEQ,
@@ -209,8 +210,9 @@ def ensure_data(data_dir, setup):
         random_seed=DATA_SEED,
         num_shards=NUM_SHARDS,
         overwrite=True,  # no meta.json: at most the remains of an interrupted build are there
-        progress=sys.stderr.isatty(),
+        quiet=not sys.stderr.isatty(),
     )
+    return create_pretraining_data(settings, corpus=corpus_source(setup.corpus_stride))
 
 
 def training_sequences(meta):

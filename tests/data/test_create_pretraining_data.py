@@ -19,12 +19,13 @@ import tensorflow as tf
 
 from data.corpus import TextFiles
 from data.create_pretraining_data import (
-    CreationSettings,
+    CreationConfig,
     Progress,
     ShardTask,
     _Workers,
     create_pretraining_data,
     main,
+    options_table,
 )
 from data.masking import unmask
 from data.records import shard_file_name
@@ -61,6 +62,15 @@ def original_tokens(record):
         record["masked_lm_weights"],
     )
     return restored.numpy()[: record["input_mask"].sum()].tolist()
+
+
+def records_sha256(path):
+    """meta.json's checksum, transcribed from its definition: SHA-256 over each record's length (uint64,
+    little-endian) then its bytes, the records read back with TensorFlow's reader."""
+    digest = hashlib.sha256()
+    for record in tf.data.TFRecordDataset(path).as_numpy_iterator():
+        digest.update(len(record).to_bytes(8, "little") + record)
+    return digest.hexdigest()
 
 
 def write_vocab_file(path, tokens):
@@ -104,10 +114,10 @@ def hand_worked(tmp_path_factory):
     corpus.write_text("The cat sat.\nOn a mat.\n\nA dog ran.\n", encoding="utf-8")
     vocab = write_vocab_file(tmp_path / "google_vocab.txt", TOKENS)
     out = str(tmp_path / "out")
-    meta = create_pretraining_data(
-        str(corpus), out, vocab_file=vocab, max_seq_length=20, max_predictions_per_seq=3,
-        short_seq_prob=0.0, dupe_factor=30, num_shards=1, num_workers=1, progress=False,
-    )  # fmt: skip
+    meta = create_pretraining_data(CreationConfig(
+        input=str(corpus), output_dir=out, vocab_file=vocab, max_seq_length=20, max_predictions_per_seq=3,
+        short_seq_prob=0.0, dupe_factor=30, num_shards=1, num_workers=1, quiet=True,
+    ))  # fmt: skip
     return out, meta
 
 
@@ -156,8 +166,15 @@ def test_meta_json_describes_the_data(hand_worked):
     assert meta["num_instances"] == len(records)
     assert meta["num_tokens"] == sum(int(r["input_mask"].sum()) for r in records)
     assert meta["num_masked_lm_predictions"] == sum(int(r["masked_lm_weights"].sum()) for r in records)
+    shard = os.path.join(out, "pretraining-00000-of-00001.tfrecord")
     assert meta["shards"] == [
-        {"file": "pretraining-00000-of-00001.tfrecord", "num_instances": len(records), "num_documents": 2}
+        {
+            "file": "pretraining-00000-of-00001.tfrecord",
+            "num_instances": len(records),
+            "num_documents": 2,
+            "size_bytes": os.path.getsize(shard),
+            "records_sha256": records_sha256(shard),
+        }
     ]
     assert "corpus.txt" in meta["corpus"]
     assert sorted(os.listdir(out)) == ["meta.json", "pretraining-00000-of-00001.tfrecord", "vocab.txt"]
@@ -193,10 +210,15 @@ def corpus(tmp_path_factory):
 
 
 def build(corpus, out, **overrides):
+    return create_pretraining_data(corpus_config(corpus, out, **overrides))
+
+
+def corpus_config(corpus, out, **overrides):
     directory, vocab = corpus
-    settings = dict(vocab_file=vocab, max_seq_length=32, max_predictions_per_seq=5, dupe_factor=3,
-                    num_shards=3, num_workers=1, progress=False)  # fmt: skip
-    return create_pretraining_data(directory, str(out), **{**settings, **overrides})
+    settings = dict(input=directory, output_dir=str(out), vocab_file=vocab, max_seq_length=32,
+                    max_predictions_per_seq=5, dupe_factor=3, num_shards=3, num_workers=1,
+                    quiet=True)  # fmt: skip
+    return CreationConfig(**{**settings, **overrides})
 
 
 def shard_bytes(directory):
@@ -218,7 +240,7 @@ def test_same_seed_same_bytes_other_seed_other_bytes(corpus, tmp_path):
 
 def test_shards_built_by_spawned_workers_are_the_same_bytes(corpus, tmp_path):
     build(corpus, tmp_path / "one")
-    settings = CreationSettings(max_seq_length=32, max_predictions_per_seq=5, dupe_factor=3)
+    settings = corpus_config(corpus, tmp_path / "two")
     (tmp_path / "two").mkdir()
     parts = TextFiles.from_spec(corpus[0]).partition(3)
     tasks = [
@@ -294,8 +316,7 @@ class FailingCorpus:
 def test_a_failed_run_leaves_no_meta_json_and_no_partial_shard(corpus, tmp_path):
     out = tmp_path / "out"
     with pytest.raises(OSError, match="disk went away"):
-        create_pretraining_data(FailingCorpus(), str(out), vocab_file=corpus[1], num_shards=3, num_workers=1,
-                                progress=False)  # fmt: skip
+        create_pretraining_data(corpus_config(corpus, out), corpus=FailingCorpus())
     names = sorted(os.listdir(out))
     assert "meta.json" not in names
     assert names == ["pretraining-00000-of-00003.tfrecord", "vocab.txt"]  # shard 0 complete, 1 never renamed
@@ -367,3 +388,10 @@ def test_command_line_learns_a_vocab_and_builds_the_data(corpus, tmp_path, capsy
     )  # every setting logged
     err = capsys.readouterr().err
     assert "docs/s" in err and "ETA" in err  # the progress bar
+
+
+def test_the_options_table_of_the_docs_is_the_one_the_code_makes():
+    with open(os.path.join(ROOT, "docs", "data.md"), encoding="utf-8") as f:
+        page = f.read()
+    documented = page.split("<!-- options table: begin -->\n")[1].split("<!-- options table: end -->")[0]
+    assert documented == options_table()

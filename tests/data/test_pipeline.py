@@ -10,13 +10,22 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import uuid
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from data import DataConfigError, MaskingConfig, masking_config_from_meta, pretraining_dataset, write_meta
+from data import (
+    DataConfigError,
+    MaskingConfig,
+    MaskingSettingsError,
+    check_data,
+    dynamic_masking_config,
+    pretraining_dataset,
+    write_meta,
+)
 
 S, P = 16, 4  # max_seq_length, max_predictions_per_seq of the test files
 CLS, SEP, MASK = 101, 102, 103
@@ -453,21 +462,36 @@ def test_dynamic_masking_must_match_the_training_config(shards):
         dataset(shards, vocab_size=30522, dynamic_masking=MASKING)
 
 
-def test_masking_config_from_meta_reads_the_settings_and_the_vocab(data_dir):
+def test_dynamic_masking_config_reads_the_settings_and_the_vocab_of_meta_json(data_dir):
     vocab = "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nthe\n##s\ncat\n"
     (data_dir / "vocab.txt").write_text(vocab)
     sha256 = hashlib.sha256(vocab.encode()).hexdigest()
     write_meta_json(
         data_dir, masked_lm_prob=0.2, do_whole_word_mask=True, vocab_sha256=sha256, max_predictions_per_seq=P
     )
-    config = masking_config_from_meta(str(data_dir / "part-*"))
+    config = dynamic_masking_config(str(data_dir / "part-*"), P)
     assert (config.vocab_size, config.pad_id, config.cls_id, config.sep_id, config.mask_id) == (8, 0, 2, 3, 4)
     assert config.continuation_ids == (6,)
     assert (config.masked_lm_prob, config.max_predictions_per_seq, config.whole_word_mask) == (0.2, P, True)
 
     write_meta_json(data_dir, masked_lm_prob=0.2, do_whole_word_mask=True, vocab_sha256="0" * 64)
     with pytest.raises(DataConfigError, match="vocab.txt is not the vocabulary of .*meta.json"):
-        masking_config_from_meta(str(data_dir))
+        dynamic_masking_config(str(data_dir), P)
+
+
+def test_dynamic_masking_of_data_without_meta_json_takes_the_given_settings(data_dir):
+    (data_dir / "meta.json").unlink()  # as Google's tool leaves a directory
+    (data_dir / "google_vocab.txt").write_text("[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nthe\n##s\ncat\n")
+    with pytest.raises(
+        MaskingSettingsError, match="has no meta.json to take the masking settings from"
+    ) as error:
+        dynamic_masking_config(str(data_dir / "part-*"), P)
+    assert error.value.missing == ["masked_lm_prob", "vocab_file"]
+    config = dynamic_masking_config(
+        str(data_dir / "part-*"), P, masked_lm_prob=0.25, vocab_file=str(data_dir / "google_vocab.txt")
+    )
+    assert (config.vocab_size, config.mask_id, config.continuation_ids) == (8, 4, (6,))
+    assert (config.masked_lm_prob, config.max_predictions_per_seq, config.whole_word_mask) == (0.25, P, False)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -480,7 +504,7 @@ CORPUS_WORDS = "the cat sat on a mat and then it ran far away from home . dogs b
 @pytest.fixture(scope="module")
 def created(tmp_path_factory):
     """A tiny data set made by data.create_pretraining_data: (directory, its meta.json)."""
-    from data.create_pretraining_data import create_pretraining_data
+    from data.create_pretraining_data import CreationConfig, create_pretraining_data
 
     directory = tmp_path_factory.mktemp("created")
     words = CORPUS_WORDS.split()
@@ -494,15 +518,17 @@ def created(tmp_path_factory):
     (directory / "vocab.txt").write_text("\n".join(vocab) + "\n")
     output = str(directory / "out")
     meta = create_pretraining_data(
-        str(directory / "corpus.txt"),
-        output,
-        vocab_file=str(directory / "vocab.txt"),
-        max_seq_length=32,
-        max_predictions_per_seq=5,
-        dupe_factor=2,
-        num_shards=2,
-        num_workers=1,
-        progress=False,
+        CreationConfig(
+            input=str(directory / "corpus.txt"),
+            output_dir=output,
+            vocab_file=str(directory / "vocab.txt"),
+            max_seq_length=32,
+            max_predictions_per_seq=5,
+            dupe_factor=2,
+            num_shards=2,
+            num_workers=1,
+            quiet=True,
+        )
     )
     return output, meta
 
@@ -525,7 +551,7 @@ def test_data_made_by_create_pretraining_data_is_read_record_for_record(created)
 
 def test_dynamic_masking_of_created_data_keeps_its_tokens_and_changes_its_masks(created):
     directory, meta = created
-    config = masking_config_from_meta(directory)
+    config = dynamic_masking_config(directory, 5)
     assert (config.max_predictions_per_seq, config.masked_lm_prob) == (5, meta["masked_lm_prob"])
     as_written = pretraining_dataset(directory, 8, 32, 5, is_training=False)
     remasked = pretraining_dataset(directory, 8, 32, 5, is_training=False, seed=0, dynamic_masking=config)
@@ -534,3 +560,44 @@ def test_dynamic_masking_of_created_data_keeps_its_tokens_and_changes_its_masks(
         np.testing.assert_array_equal(restore_originals(fresh), restore_originals(written))
         changed += int(np.any(fresh["masked_lm_positions"].numpy() != written["masked_lm_positions"].numpy()))
     assert changed > 0
+
+
+def copy_of(directory, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(directory, copy)
+    return copy
+
+
+def test_a_listed_shard_of_another_size_is_refused_before_reading(created, tmp_path):
+    directory, meta = created
+    copy = copy_of(directory, tmp_path)
+    shard = copy / meta["shards"][1]["file"]
+    shard.write_bytes(shard.read_bytes()[:-100])  # truncated: its first record still reads
+    with pytest.raises(DataConfigError) as error:
+        check_data(str(copy), 32, 5)
+    size = meta["shards"][1]["size_bytes"]
+    assert str(error.value) == (
+        f"{shard}: {size - 100} bytes but {copy}/meta.json lists {size} (a truncated or replaced shard); "
+        "make the data again"
+    )
+
+
+def test_verify_full_also_recomputes_the_checksums(created, tmp_path):
+    directory, meta = created
+    copy = copy_of(directory, tmp_path)
+    assert check_data(str(copy), 32, 5, verify="full").files == tuple(
+        str(copy / shard["file"]) for shard in meta["shards"]
+    )
+    # Another shard of the same size: a record of shard 0 with one token id changed, CRCs recomputed.
+    shard = copy / meta["shards"][0]["file"]
+    records = list(tf.data.TFRecordDataset(str(shard)).as_numpy_iterator())
+    example = tf.train.Example.FromString(records[-1])
+    ids = example.features.feature["input_ids"].int64_list.value
+    ids[1] = 5 if ids[1] != 5 else 6
+    with tf.io.TFRecordWriter(str(shard)) as writer:
+        for record in [*records[:-1], example.SerializeToString()]:
+            writer.write(record)
+    assert os.path.getsize(shard) == meta["shards"][0]["size_bytes"]
+    check_data(str(copy), 32, 5)  # the size is right
+    with pytest.raises(DataConfigError, match=re.escape(f"{shard}: its records' checksum differs")):
+        check_data(str(copy), 32, 5, verify="full")

@@ -89,3 +89,23 @@ def test_importing_the_package_works_with_stderr_closed():
         timeout=300,
     )
     assert (result.returncode, result.stdout) == (0, "pretraining_dataset\n")
+
+
+def test_importing_the_library_changes_nothing_global():
+    # `import data` imports no TensorFlow; importing its modules never points file descriptor 2 elsewhere
+    # (os.dup2 fails here) and leaves TensorFlow's start-up lines to TensorFlow: only the command-line
+    # entry points call import_tensorflow_quietly.
+    code = (
+        "import os, sys\n"
+        "import data\n"
+        "print('tensorflow' in sys.modules)\n"
+        "def refuse(*args): raise AssertionError('os.dup2 called on import')\n"
+        "os.dup2 = refuse\n"
+        "import data.pipeline, data.checks, data.create_pretraining_data, data.beam_pipeline\n"
+        "print(data.pretraining_dataset.__module__)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "False\ndata.pipeline\n"

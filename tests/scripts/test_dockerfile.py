@@ -5,8 +5,11 @@ import json
 import os
 import pathlib
 import re
+import shlex
 import subprocess
 import sys
+
+from data.create_pretraining_data import parse_command_line
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
@@ -40,11 +43,17 @@ def test_base_image_is_the_official_tensorflow_gpu_image_of_the_pinned_version()
 
 def test_the_pinned_requirements_are_installed_with_the_constraints():
     copies = all_of("COPY")
-    assert copies[0].split() == ["requirements.txt", "constraints.txt", "./"]
+    assert copies[0].split() == ["requirements.txt", "requirements-beam.txt", "constraints.txt", "./"]
     installs = [arguments for arguments in all_of("RUN") if "pip install" in arguments]
     assert len(installs) == 1
     (install,) = re.findall(r"pip install ([^&]*)", installs[0])
-    assert install.split() == ["-r", "requirements.txt", "-c", "constraints.txt"]  # nothing unpinned, no -U
+    assert install.split() == [
+        "-r",
+        "requirements-beam.txt",
+        "-c",
+        "constraints.txt",
+    ]  # nothing unpinned, no -U
+    assert "-r requirements.txt" in (ROOT / "requirements-beam.txt").read_text()
     # Every transitive package is pinned in constraints.txt, including TensorFlow itself.
     constraints = (ROOT / "constraints.txt").read_text().splitlines()
     assert f"tensorflow=={pinned('tensorflow')}" in constraints
@@ -127,3 +136,33 @@ def test_the_dependency_check_of_the_build_passes_with_the_pin_and_fails_without
     bad = build_step(f"tensorflow==1.15.5\ntensorflow-text=={pinned('tensorflow-text')}\n")
     assert bad.returncode != 0
     assert "pins 1.15.5" in bad.stderr
+
+
+def documented_data_command():
+    """The data tool's `docker run` command in the Dockerfile's header, continuation lines joined."""
+    lines = [line[1:] for line in (ROOT / "Dockerfile").read_text().splitlines() if line.startswith("#")]
+    comments = re.sub(r"\\\n\s*", " ", "\n".join(lines))
+    (command,) = [line for line in comments.splitlines() if "docker run" in line and "--entrypoint" in line]
+    return shlex.split(command)
+
+
+def test_the_image_runs_the_data_tool_with_the_documented_command(tmp_path):
+    words = documented_data_command()
+    image = words.index("bert-lamb")
+    assert words[image + 1 : image + 3] == ["-m", "data.create_pretraining_data"]
+    config, beam_args = parse_command_line(words[image + 3 :])
+    assert beam_args is None and config.output_dir.startswith("/model/")  # the writable volume
+    # The image's working directory is /model and its code /opt/bert-lamb: `python3 -m data...` needs the
+    # code on PYTHONPATH. Here: the repository as the code, a directory elsewhere as the working directory.
+    (environment,) = all_of("ENV")
+    assert "PYTHONPATH=/opt/bert-lamb" in environment.split()
+    result = subprocess.run(
+        [sys.executable, "-m", "data.create_pretraining_data", "--help"],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "--runner" in result.stdout and "--input_format" in result.stdout

@@ -85,7 +85,7 @@ def test_flags_of_the_two_phases():
 def test_the_commands_load_as_valid_configs_of_the_application():
     phase1, phase2 = (pretraining_call(remote_words(stage.commands[0])[1]) for stage in ssh_plan())
     config1, config2 = load_with_the_trainer(phase1), load_with_the_trainer(phase2)
-    assert config1.data.train_files == "/shared/data/seq128/*.tfrecord"
+    assert config1.data.train_files == ["/shared/data/seq128/*.tfrecord"]
     assert config1.runtime.strategy == config2.runtime.strategy == "multi_worker"
     assert config2.model.init_checkpoint == config1.runtime.model_dir == "/shared/runs/bert/phase1"
     assert (config1.train.global_batch_size, config2.train.global_batch_size) == (65536, 32768)

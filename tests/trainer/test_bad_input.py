@@ -16,7 +16,7 @@ from tiny_setup import PREDICTIONS, SEQ_LENGTH, VOCAB_SIZE, tiny_config_yaml
 
 import bert
 import trainer
-from trainer.data_checks import damaged_record_message
+from data import damaged_record_message
 
 
 def one_device():

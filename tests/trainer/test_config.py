@@ -135,7 +135,8 @@ def test_an_unknown_section_is_an_error(tmp_path):
             "optimizer.trust_ratio_bounds: expected [minimum, maximum]",
         ),
         ({"runtime.model_dir": ""}, "runtime.model_dir: expected a non-empty string"),
-        ({"data.create": "yes"}, "data.create: expected a mapping of keys or null, got 'yes'"),
+        ({"data.train_files": ["a", " "]}, "data.train_files: expected globs or directories, none empty"),
+        ({"data.verify": "all"}, "data.verify: expected one of size, full, got 'all'"),
     ],
 )
 def test_wrong_types_and_bad_values_name_the_key_and_the_expected_form(tmp_path, changes, expected):
@@ -205,7 +206,8 @@ def test_overrides_are_typed_by_the_schema(tmp_path):
             "optimizer.trust_ratio_bounds=[0, 10]",
             "model.init_checkpoint=2024",
             "runtime.tpu=null",
-            "data.create.vocab_size=300",
+            "data.train_files=[/a/*.tfrecord, gs://b/c]",
+            "data.eval_files=gs://b/held-out-*.tfrecord",
         ],
     )
     assert config.schedule.peak_learning_rate == 4e-3
@@ -216,7 +218,8 @@ def test_overrides_are_typed_by_the_schema(tmp_path):
     assert config.optimizer.trust_ratio_bounds == [0.0, 10.0]
     assert config.model.init_checkpoint == "2024"  # a path, even when it looks like a number
     assert config.runtime.tpu is None
-    assert config.data.create == config_lib.CreateDataConfig(vocab_size=300)
+    assert config.data.train_files == ["/a/*.tfrecord", "gs://b/c"]
+    assert config.data.eval_files == ["gs://b/held-out-*.tfrecord"]  # one string is a list of one
 
 
 def test_the_last_override_of_a_key_wins(tmp_path):
@@ -252,12 +255,12 @@ def test_a_config_name_is_looked_up_in_configs(tmp_path):
 
 
 def test_the_written_config_loads_back_to_the_same_config(tmp_path):
-    config = load_config("phase2.yaml", ["data.create.corpus=embedded", "train.max_steps=5"])
+    config = load_config("phase2.yaml", ["data.dynamic_masking=true", "train.max_steps=5"])
     assert load_config(write(tmp_path, typed_yaml.to_yaml(config))) == config
 
 
 def test_the_key_table_documents_every_key():
-    config = load_config("phase1.yaml", ["data.create.corpus=embedded"])
+    config = load_config("phase1.yaml", ["data.masked_lm_prob=0.15"])
     documented = {row[0] for row in config_lib.key_table()}
     assert set(typed_yaml.flatten(dataclasses.asdict(config))) <= documented
     for name, form, default, help in config_lib.key_table():
@@ -293,7 +296,8 @@ def run_cli(*args, cwd=ROOT):
                 "--set=model.bert_config=tiny",
                 "--set=data.train_files=/nowhere/*.tfrecord",
             ],
-            "run_pretraining.py: error: data.train_files: no TFRecord file matches /nowhere/*.tfrecord",
+            "run_pretraining.py: error: data.train_files: no TFRecord file matches /nowhere/*.tfrecord "
+            "(make the data first: python -m data.create_pretraining_data; for the demo, make demo-data)",
             False,  # found after the run logged its set-up (strategy, config)
         ),
     ],
