@@ -40,6 +40,7 @@ CONFIG_DIR = REPO_ROOT / "configs"
 CONFIG_FILE_NAME = "config.yaml"  # the resolved config, written to model_dir
 
 STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker", "tpu")
+ALL_REDUCE = ("auto", "nccl", "ring")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 OPTIMIZERS = ("lamb", "adamw")
 
@@ -125,14 +126,16 @@ class OptimizerConfig:
     beta_2: float = key(0.999, "second-moment decay", in_unit_interval)
     epsilon: float = key(1e-6, "epsilon of the Adam ratio's denominator", greater_than(0.0))
     weight_decay: float = key(0.01, "decoupled weight decay rate", at_least(0.0))
-    exclude_from_weight_decay: list[str] = key(
-        ["LayerNorm", "layer_norm", "bias"],
-        "regexes of variable paths without weight decay (re.search on variable.path, for both optimizers)",
+    exclude_from_weight_decay: list[str] | None = key(
+        None,
+        "regexes of variable paths without weight decay (re.search on variable.path, for both optimizers); "
+        "null: the model's own list, bert.WEIGHT_DECAY_EXCLUSIONS (LayerNorm, layer_norm, bias)",
         regexes,
     )
-    exclude_from_layer_adaptation: list[str] = key(
-        ["LayerNorm", "layer_norm", "bias"],
-        "regexes of variable paths updated without trust ratio (LAMB only: AdamW has no trust ratio)",
+    exclude_from_layer_adaptation: list[str] | None = key(
+        None,
+        "regexes of variable paths updated without trust ratio (LAMB only: AdamW has no trust ratio); "
+        "null: the model's own list, bert.WEIGHT_DECAY_EXCLUSIONS",
         regexes,
     )
     bias_correction: bool = key(True, "Adam bias correction of the moments (AdamW always corrects)")
@@ -210,6 +213,22 @@ class RuntimeConfig:
     )
     tpu: str | None = key(None, "TPU name or grpc:// address for strategy tpu (--tpu overrides)", not_empty)
     num_gpus: int | None = key(None, "GPUs used by mirrored; null: all (--num_gpus overrides)", at_least(0))
+    num_replicas: int | None = key(
+        None,
+        "the replicas the run expects (a hardware overlay states it; --mode=plan plans with it, a run "
+        "refuses a strategy with another count); null: whatever the strategy finds",
+        at_least(1),
+    )
+    all_reduce: Literal[ALL_REDUCE] = key(
+        "auto",
+        "multi_worker's collective implementation: auto (NCCL when this host has GPUs, else ring), nccl "
+        "or ring",
+    )
+    allow_cpu: bool | None = key(
+        None,
+        "train on the CPU when TensorFlow is built with CUDA but sees no GPU; null: only models of at "
+        "most 50M parameters (tiny to medium), so BERT-base or -large is refused rather than crawling",
+    )
     mixed_precision: Literal[PRECISIONS] = key(
         "float32",
         "float32, mixed_bfloat16 or mixed_float16 (with dynamic loss scaling); weights, optimizer state "

@@ -75,7 +75,7 @@ def test_phase1_is_the_published_64k_recipe():
     assert (schedule.power, schedule.end_learning_rate, schedule.reference_batch_size) == (0.5, 0.0, None)
     optimizer = config.optimizer
     assert optimizer.weight_decay == 0.01
-    assert optimizer.exclude_from_weight_decay == ["LayerNorm", "layer_norm", "bias"]
+    assert optimizer.exclude_from_weight_decay == ["LayerNorm", "layer_norm", "bias"]  # as the file says
     assert optimizer.clip_global_norm == 1.0
     assert config.model.init_checkpoint is None
 
