@@ -59,8 +59,8 @@ def test_the_attention_term_grows_with_the_square_of_the_sequence():
             SMALL, 1, seq // 2, 1, 2
         )
 
-    # Doubling S doubles every term but the B·A·S² one, which quadruples: the difference is 2 x (4+2d)·A·(S/2)^2
-    # minus the masked-LM part (which does not grow with S): 8·2·(S/2)^2·2 - (masked-LM of one sequence).
+    # f(S) - 2 f(S/2): the terms linear in S cancel, the B·A·S² term leaves (4+2d)·A·S²/2 = 8·2·(S/2)²·2,
+    # and the masked-LM part (which does not grow with S) is left once with a minus sign.
     masked_lm = (3 * 2 + 4) * 1 * 1 * 8 + 8 * 1 * 1 * 10
     for seq in (4, 8, 16):
         assert attention_part(seq) == 8 * 2 * (seq // 2) ** 2 * 2 - masked_lm
