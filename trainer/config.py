@@ -7,12 +7,17 @@ expected, e.g.
 
     configs/phase1.yaml: optimizer.weight_dacay: unknown key; did you mean weight_decay?
 
+Several files layer: `--config=phase1.yaml --config=hardware/tpu-v3-1024.yaml` reads the phase, then the
+hardware overlay, whose keys replace the phase's (a nested section key by key, a list whole); the `--set`
+overrides come last. An error names the file (or --set) that set the key.
+
 `--set section.key=value` overrides are parsed as YAML values and typed by the schema below, so
 `--set schedule.peak_learning_rate=4e-3` is a float and `--set model.init_checkpoint=null` clears a path.
 The loading machinery is generic (trainer/typed_yaml.py); this module is the pretraining schema.
 """
 
 import dataclasses
+import os
 import pathlib
 from typing import Literal
 
@@ -26,6 +31,7 @@ from trainer.typed_yaml import (
     build,
     greater_than,
     in_unit_interval,
+    join,
     key,
     not_empty,
     parse_override,
@@ -219,6 +225,12 @@ class RuntimeConfig:
         "refuses a strategy with another count); null: whatever the strategy finds",
         at_least(1),
     )
+    device_memory_gib: float | None = key(
+        None,
+        "memory of one replica's device in GiB, as a hardware overlay states it; --mode=plan compares the "
+        "estimate (trainer/memory.py) with it; null: not compared",
+        greater_than(0.0),
+    )
     all_reduce: Literal[ALL_REDUCE] = key(
         "auto",
         "multi_worker's collective implementation: auto (NCCL when this host has GPUs, else ring), nccl "
@@ -275,38 +287,96 @@ class Config:
 
 
 def resolve_config_path(name):
-    """`name` as a path, or a bare file name looked up in configs/ (`phase1.yaml`, also `phase1`)."""
+    """`name` as a path, or a relative name looked up in configs/ (`phase1.yaml`, `phase1`,
+    `hardware/tpu-v3-1024.yaml`)."""
     path = pathlib.Path(name)
     if path.is_file():
         return path
-    if path.parent == pathlib.Path("."):
+    if not path.is_absolute():
         for candidate in (CONFIG_DIR / name, CONFIG_DIR / f"{name}.yaml"):
             if candidate.is_file():
                 return candidate
     raise ConfigError(f"--config: no config file {name!r} (looked for it as a path and in {CONFIG_DIR})")
 
 
-def load_config(name_or_path, overrides=()):
-    """Loads a YAML config (a path or a name in configs/), applies `--set` overrides, checks it all."""
-    path = resolve_config_path(name_or_path)
-    values = parse_yaml(path.read_text(), str(path))
+def read_config_file(path):
+    """The mapping of sections in the YAML file `path` ({} when it is empty)."""
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(
+            f"{path}: not a text file (byte {e.start} is not UTF-8); expected a YAML config"
+        ) from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot be read ({e.strerror})") from None
+    values = parse_yaml(text, str(path))
     if values is None:
-        values = {}
+        return {}
     if not isinstance(values, dict):
         raise ConfigError(f"{path}: expected a mapping of sections, got {short_repr(values)}")
+    return values
+
+
+def merge_layer(values, layer, source, sources, prefix=""):
+    """Lays the mapping `layer` over `values`: a key it names replaces the earlier value (a nested mapping
+    is merged key by key, a list is replaced whole). `sources[key]` records the file that set each key."""
+    for name, value in layer.items():
+        path = join(prefix, str(name))
+        if isinstance(value, dict):
+            if not isinstance(values.get(name), dict):
+                values[name] = {}
+            merge_layer(values[name], value, source, sources, path)
+        else:
+            values[name] = value
+        sources[path] = source
+
+
+def load_config(names_or_paths, overrides=()):
+    """Loads one YAML config or a list of them (paths or names in configs/), each later file overriding
+    the keys it names, then the `--set` overrides; checks it all. Typical: a phase config, then a hardware
+    overlay (`["phase1.yaml", "hardware/tpu-v3-1024.yaml"]`)."""
+    if isinstance(names_or_paths, (str, pathlib.PurePath)):
+        names_or_paths = [names_or_paths]
+    if not names_or_paths:
+        raise ConfigError("--config: no config file given")
+    values, sources = {}, {}
+    paths = [resolve_config_path(name) for name in names_or_paths]
+    for path in paths:
+        merge_layer(values, read_config_file(path), str(path), sources)
     try:
         parsed = [parse_override(Config, text) for text in overrides]
     except ConfigError as e:
         raise ConfigError(f"--set: {e}") from None
     for name, value in parsed:
         apply_override(values, name, value)
+        sources[name] = "--set"
     try:
         config = build(Config, values)
         validate(config)
     except ConfigError as e:
-        overridden = any(str(e).startswith((f"{name}:", f"{name}.", f"{name}[")) for name, _ in parsed)
-        raise ConfigError(f"{'--set' if overridden else path}: {e}") from None
+        raise ConfigError(f"{source_of_error(str(e), sources, paths)}: {e}") from None
+    check_model_dir(config.runtime.model_dir, sources.get("runtime.model_dir", "runtime.model_dir"))
     return config
+
+
+def source_of_error(message, sources, paths):
+    """Which file (or --set) set the key that `message` names ("train.seed: expected ..."); all the files
+    when no one of them did (a missing key)."""
+    name = message.split(":", 1)[0].split("[", 1)[0]
+    while name:
+        if name in sources:
+            return sources[name]
+        name = name.rpartition(".")[0]
+    return " + ".join(str(path) for path in paths)
+
+
+def check_model_dir(model_dir, source):
+    """A local model_dir must be a directory or not exist yet (a file there would fail deep in TensorFlow)."""
+    if model_dir and "://" not in model_dir and os.path.lexists(model_dir) and not os.path.isdir(model_dir):
+        raise ConfigError(
+            f"{source}: runtime.model_dir: {model_dir} is an existing file; expected a directory (or a path "
+            "that does not exist yet)"
+        )
 
 
 def validate(config):
@@ -348,6 +418,13 @@ def validate(config):
             )
         if not optimizer.bias_correction:
             raise ConfigError("optimizer.bias_correction: AdamW always corrects its moments; set it to true")
+    if runtime.num_replicas is not None and train.global_batch_size % (
+        train.micro_batch_size * runtime.num_replicas
+    ):
+        raise ConfigError(
+            f"runtime.num_replicas: train.global_batch_size ({train.global_batch_size}) is not divisible by "
+            f"train.micro_batch_size ({train.micro_batch_size}) x {runtime.num_replicas} replicas"
+        )
     if runtime.tpu is not None and runtime.strategy not in ("auto", "tpu"):
         raise ConfigError(f"runtime.tpu: only used with runtime.strategy tpu, not {runtime.strategy}")
 
