@@ -12,8 +12,8 @@ A bad config, command line, data set or checkpoint, and a run whose loss stops b
 one line on stderr with exit code 2. On SIGTERM, SIGINT (Ctrl-C) or SIGHUP (a closed terminal) a training
 run saves a checkpoint and exits with code 128 + the signal's number; the same command resumes it.
 --mode=plan prints the resolved config, the batches, the schedule and the memory estimate, without making
-a strategy, starting the TensorFlow runtime on the devices or reading data. Every config key is listed in the help of --set
-(python run_pretraining.py --helpfull).
+a strategy or reading data. Every config key is listed in the help of --set (python run_pretraining.py
+--helpfull).
 """
 
 import os
@@ -24,7 +24,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # Before anything imports TensorFlow: its C++ start-up lines (and the GPU driver's, when the devices are first
 # listed) would otherwise come before a one-line error.
 from data.tensorflow_startup import import_tensorflow_quietly  # noqa: E402
-
 
 import_tensorflow_quietly(list_devices=True)
 

@@ -29,7 +29,7 @@ from trainer.data_checks import (
     token_id_error,
     with_token_id_check,
 )
-from trainer.errors import ConfigError, NonFiniteError
+from trainer.errors import ConfigError, NonFiniteError, OutOfMemoryError, out_of_memory_message
 from trainer.evaluate import evaluate
 from trainer.export import export_model, find_vocab_file
 from trainer.inputs import DistributedInput
@@ -38,7 +38,7 @@ from trainer.optimizers import log_optimizer, loss_scale, make_optimizer, trust_
 from trainer.plan import BatchPlan, SchedulePlan, plan_batches, plan_schedule
 from trainer.preemption import watch_preemption
 from trainer.step import TrainStep
-from trainer.strategy import is_chief, make_strategy
+from trainer.strategy import is_chief, strategy_for
 from trainer.summaries import IntervalMetrics, Summaries, progress_line
 
 SUMMARY_DIR_NAME = "train"
@@ -178,12 +178,12 @@ def train(config, strategy=None, dataset_fn=None):
     training TFRecords of data.train_files.
 
     Raises a UserError (bad config, data or checkpoint; NonFiniteError when the loss or the gradient norm
-    is not finite) or Preempted (a SIGTERM came: a checkpoint was saved).
+    is not finite) or Preempted (a SIGTERM, SIGINT or SIGHUP came: a checkpoint was saved).
     """
     if not config.runtime.model_dir:
         raise ConfigError("runtime.model_dir: missing (give --model_dir or set runtime.model_dir)")
     if strategy is None:
-        strategy = make_strategy(config.runtime.strategy, config.runtime.tpu, config.runtime.num_gpus)
+        strategy = strategy_for(config)
     training = build_training(config, strategy, check_files=dataset_fn is None)
     vocab_size = training.model.config.vocab_size
     try:
@@ -290,6 +290,8 @@ def run_host_loop(training, host_loop, num_steps, watch, step):
         return watch.run(host_loop, tf.constant(num_steps), step=step)
     except tf.errors.DataLossError as e:
         raise data.DataConfigError(damaged_record_message(e, training.train_files)) from None
+    except tf.errors.ResourceExhaustedError:
+        raise OutOfMemoryError(out_of_memory_message(training.batches)) from None
     except tf.errors.InvalidArgumentError as e:
         message = token_id_error(e, training.model.config.vocab_size)
         if message is None:
@@ -373,7 +375,7 @@ def finish(training, result):
         training.model, config.runtime.model_dir, vocab_file, saved_model=config.train.export_saved_model
     )
     if config.data.eval_files:
-        result.eval_metrics = evaluate(config, checkpoint=result.checkpoint)
+        result.eval_metrics = evaluate(config, checkpoint=result.checkpoint, strategy=training.strategy)
     model_dir = config.runtime.model_dir
     logging.info(
         "done at step %d: checkpoints in %s, TensorBoard logs in %s (tensorboard --logdir %s), export in %s",
