@@ -16,6 +16,7 @@ import dataclasses
 
 import lamb
 from trainer import memory, typed_yaml
+from trainer.config import load_config
 from trainer.errors import ConfigError
 from trainer.model import load_bert_config
 
@@ -183,3 +184,35 @@ def memory_verdict(estimate, device_memory_gib):
         f"device memory: {verdict}: {fraction:.0%} of {device_memory_gib:g} GiB "
         f"(the plan asks for at most {memory.MEMORY_MARGIN:.0%})"
     )
+
+
+def overlays_table(overlay_names, phases=("phase1.yaml", "phase2.yaml")):
+    """The Markdown table of docs/hardware.md: for each hardware overlay (a name in configs/, e.g.
+    hardware/a100-80g-x8.yaml) and phase, the batch arithmetic, precision, steps_per_loop and the memory
+    estimate against the device's."""
+    rows = [
+        "| overlay | phase | global = micro x replicas x accumulation | precision | steps per loop | memory "
+        "of one replica (estimate / device) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name in overlay_names:
+        for phase in phases:
+            config = load_config([phase, name])
+            train, runtime, data = config.train, config.runtime, config.data
+            batches = plan_batches(train.global_batch_size, train.micro_batch_size, runtime.num_replicas)
+            estimate = memory.estimate_memory(
+                load_bert_config(config.model),
+                batches.micro_batch_size,
+                batches.accumulation_steps,
+                data.max_seq_length,
+                data.max_predictions_per_seq,
+                runtime.mixed_precision,
+            )
+            device = f"{runtime.device_memory_gib:g} GiB" if runtime.device_memory_gib else "not stated"
+            rows.append(
+                f"| `{name}` | {phase.removesuffix('.yaml')} | {batches.global_batch_size} = "
+                f"{batches.micro_batch_size} x {batches.num_replicas} x {batches.accumulation_steps} | "
+                f"{runtime.mixed_precision} | {train.steps_per_loop} | "
+                f"{estimate.total / memory.GIB:.1f} GiB / {device} |"
+            )
+    return "\n".join(rows)
