@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+import tensorflow as tf
 import yaml
 
 from trainer import memory
@@ -199,3 +200,20 @@ def test_the_overlays_table_of_docs_hardware_is_the_generated_one():
     start = page.index("\n", start) + 1
     end = page.index("\n<!-- end of the overlays table -->")
     assert page[start:end] == overlays_table([f"hardware/{name}" for name in OVERLAYS])
+
+
+@pytest.mark.skipif(
+    not tf.test.is_built_with_cuda() or bool(tf.config.list_physical_devices("GPU")),
+    reason="needs a TensorFlow built with CUDA on a host where it sees no GPU (as the test machine is)",
+)
+def test_bert_large_on_a_cuda_build_without_gpus_is_refused_showing_tensorflows_cuda_messages(tmp_path):
+    result = run_cli("--config=phase1.yaml", f"--model_dir={tmp_path / 'run'}")
+    assert result.returncode == 2
+    lines = result.stderr.splitlines()
+    assert lines[-1].startswith(
+        "run_pretraining.py: error: TensorFlow is built with CUDA but sees no GPU, and a "
+        "336,226,108-parameter model would train on the CPU"
+    )
+    assert any("cuInit" in line or "cuda" in line.lower() for line in lines[:-1])  # TensorFlow's own words
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "run").exists()
