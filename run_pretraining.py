@@ -4,13 +4,16 @@
     python run_pretraining.py --config=phase2.yaml                        # batch 32768, seq 512, from phase 1
     python run_pretraining.py --config=demo.yaml                          # tiny BERT on the CPU, minutes
     python run_pretraining.py --config=phase1.yaml --set train.micro_batch_size=32 --model_dir=gs://b/run1
+    python run_pretraining.py --config=phase1.yaml --config=hardware/tpu-v3-1024.yaml --mode=plan
     python run_pretraining.py --config=phase1.yaml --mode=eval --follow   # evaluate checkpoints as they come
     python run_pretraining.py --config=phase1.yaml --mode=export --checkpoint=ckpt-2000
 
 A bad config, command line, data set or checkpoint, and a run whose loss stops being finite, are reported as
-one line on stderr with exit code 2. On SIGTERM a training run saves a checkpoint and exits with code 143;
-the same command resumes it. Every config key is listed in the help of --set
-(python run_pretraining.py --helpfull).
+one line on stderr with exit code 2. On SIGTERM, SIGINT (Ctrl-C) or SIGHUP (a closed terminal) a training
+run saves a checkpoint and exits with code 128 + the signal's number; the same command resumes it.
+--mode=plan prints the resolved config, the batches, the schedule and the memory estimate, without making
+a strategy or reading data. Every config key is listed in the help of --set (python run_pretraining.py
+--helpfull).
 """
 
 import os
@@ -30,6 +33,10 @@ from absl import app, flags, logging  # noqa: E402
 
 import trainer  # noqa: E402
 from trainer import config as config_lib  # noqa: E402
+from trainer import plan as plan_lib  # noqa: E402
+from trainer import strategy as strategy_lib  # noqa: E402
+
+MODES = (*trainer.MODES, "plan")
 
 
 def _keys_help():
@@ -39,12 +46,17 @@ def _keys_help():
     return "\n".join(lines)
 
 
-flags.DEFINE_string(
-    "config", None, "YAML config: a path, or a file name in configs/ (phase1.yaml, phase2.yaml, demo.yaml)"
+flags.DEFINE_multi_string(
+    "config",
+    [],
+    "YAML config: a path, or a name in configs/ (phase1.yaml, phase2.yaml, demo.yaml, hardware/cpu.yaml); "
+    "repeatable: each later file overrides the keys it sets (a phase, then a hardware overlay)",
 )
 flags.DEFINE_multi_string("set", [], _keys_help())
 flags.DEFINE_string("model_dir", None, "checkpoints, logs and the export (sets runtime.model_dir)")
-flags.DEFINE_string("mode", "train", f"one of {', '.join(trainer.MODES)}")
+flags.DEFINE_string(
+    "mode", "train", f"one of {', '.join(MODES)} (plan: print the plan; no strategy, no data read)"
+)
 flags.DEFINE_string(
     "strategy", None, f"one of {', '.join(config_lib.STRATEGIES)} (sets runtime.strategy; default auto)"
 )
@@ -100,8 +112,8 @@ def main(argv):
         fail(f"unexpected arguments {' '.join(argv[1:])} (flags are --name=value)")
     if not FLAGS.config:
         fail("--config is required (e.g. --config=demo.yaml)")
-    if FLAGS.mode not in trainer.MODES:
-        fail(f"--mode: expected one of {', '.join(trainer.MODES)}, got {FLAGS.mode!r}")
+    if FLAGS.mode not in MODES:
+        fail(f"--mode: expected one of {', '.join(MODES)}, got {FLAGS.mode!r}")
     show_progress_only()
     overrides = list(FLAGS.set)
     for flag, key in SHORTHAND_FLAGS.items():
@@ -110,12 +122,18 @@ def main(argv):
             overrides.append(f"{key}={str(value).lower() if isinstance(value, bool) else value}")
     try:
         config = trainer.load_config(FLAGS.config, overrides)
+        if FLAGS.mode == "plan":
+            print("\n".join(plan_lib.describe_plan(config)))
+            return
         trainer.run(config, mode=FLAGS.mode)
+    except strategy_lib.NoGpuError as e:
+        strategy_lib.show_cuda_diagnostics()
+        fail(e)
     except trainer.USER_ERRORS as e:
         fail(e)
     except trainer.Preempted as e:
         logging.warning("%s", e)
-        sys.exit(trainer.PREEMPTED_EXIT_CODE)
+        sys.exit(e.exit_code)
 
 
 if __name__ == "__main__":

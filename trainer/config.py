@@ -7,12 +7,17 @@ expected, e.g.
 
     configs/phase1.yaml: optimizer.weight_dacay: unknown key; did you mean weight_decay?
 
+Several files layer: `--config=phase1.yaml --config=hardware/tpu-v3-1024.yaml` reads the phase, then the
+hardware overlay, whose keys replace the phase's (a nested section key by key, a list whole); the `--set`
+overrides come last. An error names the file (or --set) that set the key.
+
 `--set section.key=value` overrides are parsed as YAML values and typed by the schema below, so
 `--set schedule.peak_learning_rate=4e-3` is a float and `--set model.init_checkpoint=null` clears a path.
 The loading machinery is generic (trainer/typed_yaml.py); this module is the pretraining schema.
 """
 
 import dataclasses
+import os
 import pathlib
 from typing import Literal
 
@@ -27,6 +32,7 @@ from trainer.typed_yaml import (
     build,
     greater_than,
     in_unit_interval,
+    join,
     key,
     not_empty,
     parse_override,
@@ -41,6 +47,7 @@ CONFIG_DIR = REPO_ROOT / "configs"
 CONFIG_FILE_NAME = "config.yaml"  # the resolved config, written to model_dir
 
 STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker", "tpu")
+ALL_REDUCE = ("auto", "nccl", "ring")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 OPTIMIZERS = ("lamb", "adamw")
 
@@ -127,14 +134,16 @@ class OptimizerConfig:
     beta_2: float = key(0.999, "second-moment decay", in_unit_interval)
     epsilon: float = key(1e-6, "epsilon of the Adam ratio's denominator", greater_than(0.0))
     weight_decay: float = key(0.01, "decoupled weight decay rate", at_least(0.0))
-    exclude_from_weight_decay: list[str] = key(
-        ["LayerNorm", "layer_norm", "bias"],
-        "regexes of variable paths without weight decay (re.search on variable.path, for both optimizers)",
+    exclude_from_weight_decay: list[str] | None = key(
+        None,
+        "regexes of variable paths without weight decay (re.search on variable.path, for both optimizers); "
+        "null: the model's own list, bert.WEIGHT_DECAY_EXCLUSIONS (LayerNorm, layer_norm, bias)",
         regexes,
     )
-    exclude_from_layer_adaptation: list[str] = key(
-        ["LayerNorm", "layer_norm", "bias"],
-        "regexes of variable paths updated without trust ratio (LAMB only: AdamW has no trust ratio)",
+    exclude_from_layer_adaptation: list[str] | None = key(
+        None,
+        "regexes of variable paths updated without trust ratio (LAMB only: AdamW has no trust ratio); "
+        "null: the model's own list, bert.WEIGHT_DECAY_EXCLUSIONS",
         regexes,
     )
     bias_correction: bool = key(True, "Adam bias correction of the moments (AdamW always corrects)")
@@ -212,6 +221,28 @@ class RuntimeConfig:
     )
     tpu: str | None = key(None, "TPU name or grpc:// address for strategy tpu (--tpu overrides)", not_empty)
     num_gpus: int | None = key(None, "GPUs used by mirrored; null: all (--num_gpus overrides)", at_least(0))
+    num_replicas: int | None = key(
+        None,
+        "the replicas the run expects (a hardware overlay states it; --mode=plan plans with it, a run "
+        "refuses a strategy with another count); null: whatever the strategy finds",
+        at_least(1),
+    )
+    device_memory_gib: float | None = key(
+        None,
+        "memory of one replica's device in GiB, as a hardware overlay states it; --mode=plan compares the "
+        "estimate (trainer/memory.py) with it; null: not compared",
+        greater_than(0.0),
+    )
+    all_reduce: Literal[ALL_REDUCE] = key(
+        "auto",
+        "multi_worker's collective implementation: auto (NCCL when this host has GPUs, else ring), nccl "
+        "or ring",
+    )
+    allow_cpu: bool | None = key(
+        None,
+        "train on the CPU when TensorFlow is built with CUDA but sees no GPU; null: only models of at "
+        "most 50M parameters (tiny to medium), so BERT-base or -large is refused rather than crawling",
+    )
     mixed_precision: Literal[PRECISIONS] = key(
         "float32",
         "float32, mixed_bfloat16 or mixed_float16 (with dynamic loss scaling); weights, optimizer state "
@@ -258,38 +289,96 @@ class Config:
 
 
 def resolve_config_path(name):
-    """`name` as a path, or a bare file name looked up in configs/ (`phase1.yaml`, also `phase1`)."""
+    """`name` as a path, or a relative name looked up in configs/ (`phase1.yaml`, `phase1`,
+    `hardware/tpu-v3-1024.yaml`)."""
     path = pathlib.Path(name)
     if path.is_file():
         return path
-    if path.parent == pathlib.Path("."):
+    if not path.is_absolute():
         for candidate in (CONFIG_DIR / name, CONFIG_DIR / f"{name}.yaml"):
             if candidate.is_file():
                 return candidate
     raise ConfigError(f"--config: no config file {name!r} (looked for it as a path and in {CONFIG_DIR})")
 
 
-def load_config(name_or_path, overrides=()):
-    """Loads a YAML config (a path or a name in configs/), applies `--set` overrides, checks it all."""
-    path = resolve_config_path(name_or_path)
-    values = parse_yaml(path.read_text(), str(path))
+def read_config_file(path):
+    """The mapping of sections in the YAML file `path` ({} when it is empty)."""
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(
+            f"{path}: not a text file (byte {e.start} is not UTF-8); expected a YAML config"
+        ) from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot be read ({e.strerror})") from None
+    values = parse_yaml(text, str(path))
     if values is None:
-        values = {}
+        return {}
     if not isinstance(values, dict):
         raise ConfigError(f"{path}: expected a mapping of sections, got {short_repr(values)}")
+    return values
+
+
+def merge_layer(values, layer, source, sources, prefix=""):
+    """Lays the mapping `layer` over `values`: a key it names replaces the earlier value (a nested mapping
+    is merged key by key, a list is replaced whole). `sources[key]` records the file that set each key."""
+    for name, value in layer.items():
+        path = join(prefix, str(name))
+        if isinstance(value, dict):
+            if not isinstance(values.get(name), dict):
+                values[name] = {}
+            merge_layer(values[name], value, source, sources, path)
+        else:
+            values[name] = value
+        sources[path] = source
+
+
+def load_config(names_or_paths, overrides=()):
+    """Loads one YAML config or a list of them (paths or names in configs/), each later file overriding
+    the keys it names, then the `--set` overrides; checks it all. Typical: a phase config, then a hardware
+    overlay (`["phase1.yaml", "hardware/tpu-v3-1024.yaml"]`)."""
+    if isinstance(names_or_paths, (str, pathlib.PurePath)):
+        names_or_paths = [names_or_paths]
+    if not names_or_paths:
+        raise ConfigError("--config: no config file given")
+    values, sources = {}, {}
+    paths = [resolve_config_path(name) for name in names_or_paths]
+    for path in paths:
+        merge_layer(values, read_config_file(path), str(path), sources)
     try:
         parsed = [parse_override(Config, text) for text in overrides]
     except ConfigError as e:
         raise ConfigError(f"--set: {e}") from None
     for name, value in parsed:
         apply_override(values, name, value)
+        sources[name] = "--set"
     try:
         config = build(Config, values)
         validate(config)
     except ConfigError as e:
-        overridden = any(str(e).startswith((f"{name}:", f"{name}.", f"{name}[")) for name, _ in parsed)
-        raise ConfigError(f"{'--set' if overridden else path}: {e}") from None
+        raise ConfigError(f"{source_of_error(str(e), sources, paths)}: {e}") from None
+    check_model_dir(config.runtime.model_dir, sources.get("runtime.model_dir", "runtime.model_dir"))
     return config
+
+
+def source_of_error(message, sources, paths):
+    """Which file (or --set) set the key that `message` names ("train.seed: expected ..."); all the files
+    when no one of them did (a missing key)."""
+    name = message.split(":", 1)[0].split("[", 1)[0]
+    while name:
+        if name in sources:
+            return sources[name]
+        name = name.rpartition(".")[0]
+    return " + ".join(str(path) for path in paths)
+
+
+def check_model_dir(model_dir, source):
+    """A local model_dir must be a directory or not exist yet (a file there would fail deep in TensorFlow)."""
+    if model_dir and "://" not in model_dir and os.path.lexists(model_dir) and not os.path.isdir(model_dir):
+        raise ConfigError(
+            f"{source}: runtime.model_dir: {model_dir} is an existing file; expected a directory (or a path "
+            "that does not exist yet)"
+        )
 
 
 def validate(config):
@@ -331,6 +420,13 @@ def validate(config):
             )
         if not optimizer.bias_correction:
             raise ConfigError("optimizer.bias_correction: AdamW always corrects its moments; set it to true")
+    if runtime.num_replicas is not None and train.global_batch_size % (
+        train.micro_batch_size * runtime.num_replicas
+    ):
+        raise ConfigError(
+            f"runtime.num_replicas: train.global_batch_size ({train.global_batch_size}) is not divisible by "
+            f"train.micro_batch_size ({train.micro_batch_size}) x {runtime.num_replicas} replicas"
+        )
     if runtime.tpu is not None and runtime.strategy not in ("auto", "tpu"):
         raise ConfigError(f"runtime.tpu: only used with runtime.strategy tpu, not {runtime.strategy}")
 

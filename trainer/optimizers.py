@@ -1,7 +1,8 @@
 """The optimizer of a run: LAMB or AdamW (`optimizer.name`), wrapped for dynamic loss scaling in float16.
 
 Both take the same config keys and select the variables without weight decay the same way: a regex of
-`optimizer.exclude_from_weight_decay` found (re.search) in the variable's full path, e.g.
+`optimizer.exclude_from_weight_decay` (null: the model's own list, `bert.WEIGHT_DECAY_EXCLUSIONS`, which
+`exclude_from_layer_adaptation` also defaults to) found (re.search) in the variable's full path, e.g.
 "bert/encoder/layer_0/output/LayerNorm/gamma". LAMB matches paths itself. Keras' AdamW matches its
 `exclude_from_weight_decay(var_names=...)` against the variable's short name only ("gamma"), where
 "LayerNorm" never matches; so the variables are selected here, by path, and handed to AdamW as
@@ -24,9 +25,22 @@ import re
 import keras
 from absl import logging
 
+import bert
 import lamb
 
 LOSS_SCALED_PRECISION = "mixed_float16"
+
+
+def weight_decay_exclusions(optimizer_config):
+    """optimizer.exclude_from_weight_decay, or the model's own list when it is null."""
+    patterns = optimizer_config.exclude_from_weight_decay
+    return list(bert.WEIGHT_DECAY_EXCLUSIONS) if patterns is None else patterns
+
+
+def layer_adaptation_exclusions(optimizer_config):
+    """optimizer.exclude_from_layer_adaptation, or the model's own list when it is null."""
+    patterns = optimizer_config.exclude_from_layer_adaptation
+    return list(bert.WEIGHT_DECAY_EXCLUSIONS) if patterns is None else patterns
 
 
 def excluded_from_weight_decay(variable, patterns):
@@ -56,8 +70,8 @@ def make_optimizer(
             beta_2=optimizer_config.beta_2,
             epsilon=optimizer_config.epsilon,
             weight_decay=optimizer_config.weight_decay,
-            exclude_from_weight_decay=optimizer_config.exclude_from_weight_decay,
-            exclude_from_layer_adaptation=optimizer_config.exclude_from_layer_adaptation,
+            exclude_from_weight_decay=weight_decay_exclusions(optimizer_config),
+            exclude_from_layer_adaptation=layer_adaptation_exclusions(optimizer_config),
             bias_correction=optimizer_config.bias_correction,
             trust_ratio_bounds=optimizer_config.trust_ratio_bounds,
         )
@@ -71,7 +85,7 @@ def make_optimizer(
             beta_2=optimizer_config.beta_2,
             epsilon=optimizer_config.epsilon,
         )
-        patterns = optimizer_config.exclude_from_weight_decay
+        patterns = weight_decay_exclusions(optimizer_config)
         optimizer.exclude_from_weight_decay(
             var_list=[v for v in variables if excluded_from_weight_decay(v, patterns)]
         )
@@ -116,12 +130,13 @@ def trust_ratios(optimizer, variables):
 
 
 def log_optimizer(optimizer_config, optimizer, variables):
-    """One line saying which optimizer runs and which variables get weight decay and trust ratios."""
+    """One line saying which optimizer runs and which variables get weight decay and trust ratios, and by
+    which exclusion regexes (naming where a default list came from)."""
+    no_decay = weight_decay_exclusions(optimizer_config)
     decayed = [
         v
         for v in variables
-        if optimizer_config.weight_decay > 0
-        and not excluded_from_weight_decay(v, optimizer_config.exclude_from_weight_decay)
+        if optimizer_config.weight_decay > 0 and not excluded_from_weight_decay(v, no_decay)
     ]
     adapted = adapted_variables(optimizer, variables)
     trust = f", trust ratio on {len(adapted)}" if optimizer_config.name == "lamb" else " (no trust ratio)"
@@ -133,7 +148,8 @@ def log_optimizer(optimizer_config, optimizer, variables):
             "non-finite gradient"
         )
     logging.info(
-        "optimizer %s: %d trainable variables, %d parameters; weight decay %g on %d variables%s%s",
+        "optimizer %s: %d trainable variables, %d parameters; weight decay %g on %d variables%s%s; "
+        "exclusions: %s",
         optimizer_config.name,
         len(variables),
         sum(math.prod(v.shape) for v in variables),
@@ -141,4 +157,30 @@ def log_optimizer(optimizer_config, optimizer, variables):
         len(decayed),
         trust,
         scaling,
+        describe_exclusions(optimizer_config),
     )
+
+
+def describe_exclusions(optimizer_config):
+    """The exclusion regexes in force, e.g. "weight decay [LayerNorm, bias] (the model's list), ..."."""
+
+    def one(name, configured, patterns):
+        origin = f" (the model's list: optimizer.{name} is null)" if configured is None else ""
+        return f"{name} [{', '.join(patterns)}]{origin}"
+
+    parts = [
+        one(
+            "exclude_from_weight_decay",
+            optimizer_config.exclude_from_weight_decay,
+            weight_decay_exclusions(optimizer_config),
+        )
+    ]
+    if optimizer_config.name == "lamb":
+        parts.append(
+            one(
+                "exclude_from_layer_adaptation",
+                optimizer_config.exclude_from_layer_adaptation,
+                layer_adaptation_exclusions(optimizer_config),
+            )
+        )
+    return "; ".join(parts)

@@ -6,12 +6,19 @@ accumulation is derived here:
     global_batch_size = micro_batch_size x replicas x accumulation_steps
 
 and a run whose numbers do not divide is refused with the numbers, never silently changed.
+
+`describe_plan` is --mode=plan: the resolved config, the batches for runtime.num_replicas (a hardware
+overlay states it), the schedule, the memory of one replica (trainer/memory.py) and the checkpoint size,
+computed from the config alone: no device is touched and no data is read.
 """
 
 import dataclasses
 
 import lamb
+from trainer import memory, typed_yaml
+from trainer.config import load_config
 from trainer.errors import ConfigError
+from trainer.model import load_bert_config
 
 
 @dataclasses.dataclass(frozen=True)
@@ -129,3 +136,83 @@ def plan_schedule(schedule, train):
         train_steps=train_steps,
         rescaled_from=reference,
     )
+
+
+def describe_plan(config):
+    """The lines --mode=plan prints (see the module docstring)."""
+    runtime, train, data = config.runtime, config.train, config.data
+    replicas = runtime.num_replicas or 1
+    batches = plan_batches(train.global_batch_size, train.micro_batch_size, replicas)
+    schedule = plan_schedule(config.schedule, train)
+    bert_config = load_bert_config(config.model)
+    estimate = memory.estimate_memory(
+        bert_config,
+        batches.micro_batch_size,
+        batches.accumulation_steps,
+        data.max_seq_length,
+        data.max_predictions_per_seq,
+        runtime.mixed_precision,
+    )
+    lines = ["config:", *(f"  {line}" for line in typed_yaml.format_config(config)), "plan:"]
+    replicas_note = "" if runtime.num_replicas else " (runtime.num_replicas is null: planned for 1)"
+    lines.append(
+        f"  batches: global batch {batches.global_batch_size} = micro-batch {batches.micro_batch_size} x "
+        f"{replicas} replica(s){replicas_note} x {batches.accumulation_steps} accumulation step(s); "
+        f"{train.steps_per_loop} optimizer step(s) per loop call, {runtime.mixed_precision}"
+    )
+    lines += [f"  {line}" for line in schedule.describe()]
+    lines.append(
+        f"  model: {estimate.parameters:,} parameters (L{bert_config.num_hidden_layers} "
+        f"H{bert_config.hidden_size} A{bert_config.num_attention_heads}, vocab {bert_config.vocab_size}), "
+        f"sequence {data.max_seq_length}, {data.max_predictions_per_seq} predictions"
+    )
+    lines.append(f"  memory of one replica (estimate): {estimate.describe()}")
+    lines.append(f"  {memory_verdict(estimate, runtime.device_memory_gib)}")
+    lines.append(
+        f"  checkpoint: {estimate.checkpoint_bytes / memory.GIB:.2f} GiB (weights and two moments, float32)"
+    )
+    return lines
+
+
+def memory_verdict(estimate, device_memory_gib):
+    """Whether the estimate fits in memory.MEMORY_MARGIN of the device's memory."""
+    if device_memory_gib is None:
+        return "device memory: runtime.device_memory_gib is null, not compared"
+    fraction = estimate.total / (device_memory_gib * memory.GIB)
+    verdict = "fits" if fraction <= memory.MEMORY_MARGIN else "does NOT fit"
+    return (
+        f"device memory: {verdict}: {fraction:.0%} of {device_memory_gib:g} GiB "
+        f"(the plan asks for at most {memory.MEMORY_MARGIN:.0%})"
+    )
+
+
+def overlays_table(overlay_names, phases=("phase1.yaml", "phase2.yaml")):
+    """The Markdown table of docs/hardware.md: for each hardware overlay (a name in configs/, e.g.
+    hardware/a100-80g-x8.yaml) and phase, the batch arithmetic, precision, steps_per_loop and the memory
+    estimate against the device's."""
+    rows = [
+        "| overlay | phase | global = micro x replicas x accumulation | precision | steps per loop | memory "
+        "of one replica (estimate / device) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name in overlay_names:
+        for phase in phases:
+            config = load_config([phase, name])
+            train, runtime, data = config.train, config.runtime, config.data
+            batches = plan_batches(train.global_batch_size, train.micro_batch_size, runtime.num_replicas)
+            estimate = memory.estimate_memory(
+                load_bert_config(config.model),
+                batches.micro_batch_size,
+                batches.accumulation_steps,
+                data.max_seq_length,
+                data.max_predictions_per_seq,
+                runtime.mixed_precision,
+            )
+            device = f"{runtime.device_memory_gib:g} GiB" if runtime.device_memory_gib else "not stated"
+            rows.append(
+                f"| `{name}` | {phase.removesuffix('.yaml')} | {batches.global_batch_size} = "
+                f"{batches.micro_batch_size} x {batches.num_replicas} x {batches.accumulation_steps} | "
+                f"{runtime.mixed_precision} | {train.steps_per_loop} | "
+                f"{estimate.total / memory.GIB:.1f} GiB / {device} |"
+            )
+    return "\n".join(rows)

@@ -21,7 +21,7 @@ import data
 from trainer import config as config_lib
 from trainer import typed_yaml
 from trainer.checkpoints import Checkpoints, load_init_checkpoint
-from trainer.errors import ConfigError, NonFiniteError
+from trainer.errors import ConfigError, NonFiniteError, OutOfMemoryError, out_of_memory_message
 from trainer.evaluate import evaluate
 from trainer.export import export_model, find_vocab_file
 from trainer.inputs import DistributedInput
@@ -30,7 +30,7 @@ from trainer.optimizers import log_optimizer, loss_scale, make_optimizer, trust_
 from trainer.plan import BatchPlan, SchedulePlan, plan_batches, plan_schedule
 from trainer.preemption import watch_preemption
 from trainer.step import TrainStep
-from trainer.strategy import is_chief, make_strategy
+from trainer.strategy import is_chief, strategy_for
 from trainer.summaries import IntervalMetrics, Summaries, progress_line
 
 SUMMARY_DIR_NAME = "train"
@@ -209,12 +209,12 @@ def train(config, strategy=None, dataset_fn=None):
     training TFRecords of data.train_files.
 
     Raises a UserError (bad config, data or checkpoint; NonFiniteError when the loss or the gradient norm
-    is not finite) or Preempted (a SIGTERM came: a checkpoint was saved).
+    is not finite) or Preempted (a SIGTERM, SIGINT or SIGHUP came: a checkpoint was saved).
     """
     if not config.runtime.model_dir:
         raise ConfigError("runtime.model_dir: missing (give --model_dir or set runtime.model_dir)")
     if strategy is None:
-        strategy = make_strategy(config.runtime.strategy, config.runtime.tpu, config.runtime.num_gpus)
+        strategy = strategy_for(config)
     training = build_training(config, strategy, check_files=dataset_fn is None)
     vocab_size = training.model.config.vocab_size
     try:
@@ -314,6 +314,8 @@ def run_host_loop(training, host_loop, num_steps, watch, step):
     except tf.errors.DataLossError as e:
         files = training.data_files.files if training.data_files else []
         raise data.DataConfigError(data.damaged_record_message(e, files)) from None
+    except tf.errors.ResourceExhaustedError:
+        raise OutOfMemoryError(out_of_memory_message(training.batches)) from None
     except tf.errors.InvalidArgumentError as e:
         message = data.token_id_error(e, training.model.config.vocab_size)
         if message is None:
@@ -397,7 +399,7 @@ def finish(training, result):
         training.model, config.runtime.model_dir, vocab_file, saved_model=config.train.export_saved_model
     )
     if config.data.eval_files:
-        result.eval_metrics = evaluate(config, checkpoint=result.checkpoint)
+        result.eval_metrics = evaluate(config, checkpoint=result.checkpoint, strategy=training.strategy)
     model_dir = config.runtime.model_dir
     logging.info(
         "done at step %d: checkpoints in %s, TensorBoard logs in %s (tensorboard --logdir %s), export in %s",

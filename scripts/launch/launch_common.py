@@ -15,6 +15,7 @@ import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 REQUIREMENTS = ROOT / "requirements.txt"
+CONFIGS = ROOT / "configs"
 ENTRY_POINT = "run_pretraining.py"
 PHASES = ("1", "2")
 
@@ -49,6 +50,7 @@ class Phase:
     config: str  # a file name in configs/ or a path, as run_pretraining.py --config takes it
     model_dir: str
     overrides: tuple  # --set section.key=value
+    overlay: str | None = None  # a hardware overlay, the second --config (hardware/tpu-v3-1024.yaml)
 
 
 def parse_phases(text):
@@ -67,15 +69,31 @@ def two_phase_plan(args):
     root = args.model_dir.rstrip("/")
     phase1_dir, phase2_dir = f"{root}/phase1", f"{root}/phase2"
     common = tuple(args.set or ())
+    overlay = checked_overlay(args.overlay)
     phases = []
     if "1" in args.phases:
         data = (f"data.train_files={args.phase1_data}",) if args.phase1_data else ()
-        phases.append(Phase("phase1", args.phase1_config, phase1_dir, data + common))
+        phases.append(Phase("phase1", args.phase1_config, phase1_dir, data + common, overlay))
     if "2" in args.phases:
         data = (f"data.train_files={args.phase2_data}",) if args.phase2_data else ()
         init = (f"model.init_checkpoint={phase1_dir}",)
-        phases.append(Phase("phase2", args.phase2_config, phase2_dir, data + init + common))
+        phases.append(Phase("phase2", args.phase2_config, phase2_dir, data + init + common, overlay))
     return phases
+
+
+def overlay_path(overlay):
+    """The file of --overlay: a path, or a name under configs/ (hardware/a100-80g-x8.yaml); None if none."""
+    for candidate in (pathlib.Path(overlay), CONFIGS / overlay):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def checked_overlay(overlay):
+    if overlay is not None and overlay_path(overlay) is None:
+        names = ", ".join(sorted(f"hardware/{p.name}" for p in (CONFIGS / "hardware").glob("*.yaml")))
+        raise LaunchError(f"--overlay: no file {overlay!r} (as a path or in configs/: {names})")
+    return overlay
 
 
 def add_phase_arguments(parser, model_dir_help, data_help):
@@ -86,6 +104,11 @@ def add_phase_arguments(parser, model_dir_help, data_help):
     )
     parser.add_argument(
         "--phase2_config", default="phase2.yaml", help="run_pretraining.py --config of phase 2"
+    )
+    parser.add_argument(
+        "--overlay",
+        help="hardware overlay given to both phases after their config (a second --config), e.g. "
+        "hardware/tpu-v3-1024.yaml: micro-batch, replicas, precision, steps_per_loop (configs/hardware/)",
     )
     parser.add_argument("--phase1_data", help=f"data.train_files of phase 1 (sequence 128); {data_help}")
     parser.add_argument("--phase2_data", help=f"data.train_files of phase 2 (sequence 512); {data_help}")
@@ -101,7 +124,8 @@ def add_phase_arguments(parser, model_dir_help, data_help):
 
 def pretraining_args(phase, strategy, tpu=None):
     """The arguments of run_pretraining.py for one phase."""
-    args = [f"--config={phase.config}", f"--strategy={strategy}", f"--model_dir={phase.model_dir}"]
+    args = [f"--config={phase.config}"] + ([f"--config={phase.overlay}"] if phase.overlay else [])
+    args += [f"--strategy={strategy}", f"--model_dir={phase.model_dir}"]
     if tpu:
         args.append(f"--tpu={tpu}")
     args += [f"--set={override}" for override in phase.overrides]

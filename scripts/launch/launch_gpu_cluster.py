@@ -19,12 +19,18 @@ time; phase 2 starts when phase 1 has ended on every node, from phase 1's final 
 
 model_dir and the data must be visible to every node at the same path (a shared filesystem or gs://):
 each worker reads its share of the data, and phase 2 on every node reads phase 1's checkpoint.
+
+--overlay=hardware/a100-80g-x8.yaml gives both phases the overlay of one node (micro-batch, precision,
+NCCL); its runtime.num_replicas counts the GPUs of one node, so the phases get runtime.num_replicas = that x
+the number of nodes (--gpus_per_node x nodes when given), which the run checks against what it finds.
 """
 
+import dataclasses
 import json
 import shlex
 import sys
 
+import yaml
 from launch_common import (
     ENTRY_POINT,
     ROOT,
@@ -34,6 +40,7 @@ from launch_common import (
     Stage,
     add_phase_arguments,
     main_with,
+    overlay_path,
     pretraining_args,
     two_phase_plan,
 )
@@ -161,12 +168,29 @@ def on_node(args, workers, index, command):
     return (*shlex.split(args.ssh), host, shlex.join(command))
 
 
+def cluster_replicas(args, overlay, num_nodes):
+    """The replicas of the whole cluster: GPUs per node (--gpus_per_node, else the overlay's
+    runtime.num_replicas, which describes one node) x nodes."""
+    per_node = args.gpus_per_node
+    if per_node is None:
+        values = yaml.safe_load(overlay_path(overlay).read_text()) or {}
+        per_node = (values.get("runtime") or {}).get("num_replicas")
+        if not isinstance(per_node, int):
+            raise LaunchError(f"--overlay: {overlay} states no runtime.num_replicas (the GPUs of one node)")
+    return per_node * num_nodes
+
+
 def build_stages(args):
     workers = workers_of(args)
     check_args(args, workers)
     nodes = range(len(workers)) if args.this_node is None else [args.this_node]
     stages = []
     for phase in two_phase_plan(args):
+        if phase.overlay:
+            replicas = cluster_replicas(args, phase.overlay, len(workers))
+            phase = dataclasses.replace(
+                phase, overrides=(*phase.overrides, f"runtime.num_replicas={replicas}")
+            )
         commands = tuple(
             Command(
                 f"node {index} ({workers[index]})",

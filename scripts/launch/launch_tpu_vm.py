@@ -1,7 +1,7 @@
 """Pretrain BERT on a Cloud TPU VM (or TPU VM slice): create it, ship the code, install, phase 1, phase 2.
 
     python scripts/launch/launch_tpu_vm.py --tpu_name=bert-lamb --zone=us-central2-b \\
-        --accelerator_type=v4-128 \\
+        --accelerator_type=v4-128 --overlay=hardware/tpu-v4-128.yaml \\
         --model_dir=gs://my-bucket/bert-large \\
         --phase1_data='gs://my-bucket/data/seq128/*.tfrecord' \\
         --phase2_data='gs://my-bucket/data/seq512/*.tfrecord' --dry_run
@@ -13,9 +13,14 @@ The steps, each a gcloud command (printed, not run, with --dry_run):
      `gcloud compute tpus tpu-vm scp --worker=all`), or `git clone` of --repo_url;
   3. the pinned requirements on every worker, keeping the TensorFlow of the TPU software version (pip must
      not replace it with the non-TPU wheel), tensorflow-text without dependencies for the same reason;
-  4. phase 1 (configs/phase1.yaml, batch 65536, sequence 128) with --strategy=tpu;
-  5. phase 2 (configs/phase2.yaml, batch 32768, sequence 512) from phase 1's final weights;
-  6. `gcloud compute tpus tpu-vm delete` with --delete_when_done.
+  4. on worker 0, detached from the ssh session (setsid nohup: a closed laptop or a dropped connection does
+     not stop the pod): phase 1 (configs/phase1.yaml, batch 65536, sequence 128) with --strategy=tpu, then
+     phase 2 (configs/phase2.yaml, batch 32768, sequence 512) from phase 1's final weights, each with
+     --overlay as its second --config. Each phase's log is written on worker 0 (bert-lamb/logs/) and copied
+     every minute, and at its end, to <model_dir>/<phase>/run.log;
+  5. follow the logs until the phases end (stopping this follows nothing more: the phases go on), and exit
+     with the phases' exit code;
+  6. `gcloud compute tpus tpu-vm delete` with --delete_when_done (only reached when step 5 saw the end).
 
 TensorFlow drives a TPU slice from one client process (TPUStrategy connects to every host of the slice
 through the TPU name): the phases run on worker 0, while every worker holds the code and the requirements
@@ -42,6 +47,8 @@ from launch_common import (
 
 REMOTE_DIR = "bert-lamb"  # on every worker, relative to the home directory
 ARCHIVE = f"{REMOTE_DIR}.tar.gz"
+LOG_DIR = "logs"  # in REMOTE_DIR on worker 0: <phase>.log, run.pid, exit_code
+COPY_LOGS_EVERY_SECONDS = 60
 ACCELERATOR = re.compile(r"^v\d+[a-z]*-(\d+)$")  # v3-8, v4-128, v5litepod-16, v5p-64, v6e-8
 
 
@@ -161,6 +168,43 @@ def setup_stages(args):
     return [*code, install]
 
 
+def detached_script(commands):
+    """The shell script that starts the phases one after the other in a session of their own (setsid nohup),
+    so that they outlive the ssh connection; each phase's log is copied to its model_dir."""
+
+    def copy(phase):
+        return (
+            f"gcloud storage cp --quiet {LOG_DIR}/{phase.name}.log {phase.model_dir}/run.log >/dev/null 2>&1"
+        )
+
+    copy_all = "; ".join(copy(phase) for phase, _ in commands)
+    lines = [
+        f"( while sleep {COPY_LOGS_EVERY_SECONDS}; do {copy_all}; done ) & copier=$!",
+        "status=0",
+    ]
+    for phase, command in commands:
+        run = f"{command} > {LOG_DIR}/{phase.name}.log 2>&1 || status=$?"
+        lines.append(f"[ $status -eq 0 ] && {{ {run}; {copy(phase)}; }}")
+    lines += ["kill $copier", f"echo $status > {LOG_DIR}/exit_code"]
+    inner = "; ".join(lines)
+    # In braces, `&` puts only setsid in the background, and $! is the phases' process (no job control: setsid
+    # does not fork), which the follow stage waits for.
+    return (
+        f"cd {REMOTE_DIR} && mkdir -p {LOG_DIR} && rm -f {LOG_DIR}/exit_code && "
+        f"{{ setsid nohup sh -c {shlex.quote(inner)} > {LOG_DIR}/launcher.log 2>&1 < /dev/null & "
+        f"echo $! > {LOG_DIR}/run.pid; }}"
+    )
+
+
+def follow_script(phases):
+    """Shows the phases' logs until they end, then exits with their exit code."""
+    logs = " ".join(f"{LOG_DIR}/{phase.name}.log" for phase in phases)
+    return (
+        f"cd {REMOTE_DIR} && tail -n +1 -F --pid=$(cat {LOG_DIR}/run.pid) {logs} 2>/dev/null; "
+        f"exit $(cat {LOG_DIR}/exit_code 2>/dev/null || echo 1)"
+    )
+
+
 def build_stages(args):
     check_gcs_paths(args)
     multi_host = hosts_of(args.accelerator_type) > 1
@@ -184,10 +228,21 @@ def build_stages(args):
     # A slice of several hosts is driven by the TensorFlow client on worker 0 through the TPU name; the
     # client must leave the TPU library to the TPU runtime of the hosts. One host: the local TPU.
     tpu, environment = (args.tpu_name, "env TPU_LOAD_LIBRARY=0 ") if multi_host else ("local", "")
-    for phase in two_phase_plan(args):
-        command = shlex.join([args.python, ENTRY_POINT, *pretraining_args(phase, "tpu", tpu=tpu)])
-        script = f"cd {REMOTE_DIR} && {environment}{command}"
-        stages.append(single(f"{phase.name} on worker 0 ({phase.config})", on_workers(args, "0", script)))
+    phases = two_phase_plan(args)
+    commands = [
+        (
+            phase,
+            environment + shlex.join([args.python, ENTRY_POINT, *pretraining_args(phase, "tpu", tpu=tpu)]),
+        )
+        for phase in phases
+    ]
+    names = ", ".join(phase.name for phase in phases)
+    stages.append(
+        single(f"start {names} on worker 0, detached", on_workers(args, "0", detached_script(commands)))
+    )
+    stages.append(
+        single(f"follow the logs of {names} until they end", on_workers(args, "0", follow_script(phases)))
+    )
     if args.delete_when_done:
         stages.append(
             single(f"delete the TPU VM {args.tpu_name}", gcloud_tpu(args, "delete", args.tpu_name, "--quiet"))

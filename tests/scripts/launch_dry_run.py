@@ -63,6 +63,7 @@ class PretrainingCall:
     model_dir: str
     tpu: str | None
     sets: list
+    overlay: str | None = None  # a second --config
 
     def overrides(self):
         """The config overrides run_pretraining.py derives from these flags."""
@@ -80,24 +81,28 @@ def pretraining_call(words, image=None):
         index = words.index(image)
     prefix, flags = words[:index], words[index + 1 :]
     environment = dict(word.split("=", 1) for word in prefix if re.match(r"^[A-Z_]+=", word))
-    values, sets = {}, []
+    values, sets, configs = {}, [], []
     for flag in flags:
         name, equals, value = flag.partition("=")
         assert flag.startswith("--") and equals, f"flags are --name=value: {flag}"
         if name == "--set":
             sets.append(value)
+        elif name == "--config":
+            configs.append(value)
         else:
             assert name not in values, f"{name} given twice"
             values[name] = value
-    assert set(values) <= {"--config", "--strategy", "--model_dir", "--tpu"}, values
+    assert set(values) <= {"--strategy", "--model_dir", "--tpu"}, values
+    assert 1 <= len(configs) <= 2, configs  # a phase config, maybe a hardware overlay
     return PretrainingCall(
         prefix,
         environment,
-        values["--config"],
+        configs[0],
         values["--strategy"],
         values["--model_dir"],
         values.get("--tpu"),
         sets,
+        configs[1] if len(configs) == 2 else None,
     )
 
 
@@ -105,4 +110,4 @@ def load_with_the_trainer(call):
     """The config the application would run with: fails if a --set key or value is not in the schema."""
     import trainer
 
-    return trainer.load_config(call.config, call.overrides())
+    return trainer.load_config([call.config, *([call.overlay] if call.overlay else [])], call.overrides())

@@ -96,6 +96,20 @@ def test_gpus_per_node_limits_the_visible_devices():
     assert call.environment["CUDA_VISIBLE_DEVICES"] == "0,1,2,3"
 
 
+def test_an_overlay_of_one_node_is_given_to_both_phases_with_the_cluster_replica_count():
+    for extra, replicas in (([], 8 * 4), (["--gpus_per_node=4"], 4 * 4)):
+        stages = dry_run(
+            "--hosts=g1,g2,g3,g4", "--model_dir=/r", *DATA, "--overlay=hardware/a100-80g-x8.yaml", *extra
+        )
+        for stage in stages:
+            call = pretraining_call(remote_words(stage.commands[0])[1])
+            assert call.overlay == "hardware/a100-80g-x8.yaml"
+            assert call.sets[-1] == f"runtime.num_replicas={replicas}"
+            config = load_with_the_trainer(call)
+            assert config.runtime.num_replicas == replicas and config.runtime.all_reduce == "nccl"
+            assert config.runtime.strategy == "multi_worker"  # --strategy wins over the overlay's auto
+
+
 def test_docker_launcher_runs_the_image_with_tf_config_and_the_volumes():
     stages = dry_run(
         "--hosts=gpu-a,gpu-b",
@@ -162,6 +176,8 @@ def test_phases_selects_one_phase():
             "--data_volume",
         ),
         (["--model_dir=/m"], "--hosts"),
+        (["--hosts=a,b", "--model_dir=/m", "--overlay=hardware/tpu-v9.yaml"], "--overlay"),
+        (["--hosts=a,b", "--model_dir=/m", "--overlay=phase1.yaml"], "--overlay"),  # no num_replicas
     ],
 )
 def test_argument_errors_are_one_line_and_exit_code_2(arguments, fragment):

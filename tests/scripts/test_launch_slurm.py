@@ -123,3 +123,14 @@ def test_a_bad_setting_stops_the_job_before_phase_2(tmp_path):
     assert result.returncode == 2
     assert "=== srun node 0" in result.stdout and "phase2" not in result.stdout
     assert "--model_dir" in result.stderr
+
+
+def test_an_overlay_reaches_both_phases_with_the_replicas_of_all_nodes(tmp_path):
+    result = run_batch_script(tmp_path, OVERLAY="hardware/h100-80g-x8.yaml", EXTRA="--dry_run")
+    assert result.returncode == 0, result.stderr
+    for output in node_outputs(result.stdout).values():
+        (stage,) = parse_plan(output)
+        (words,) = stage.commands
+        call = pretraining_call(words)
+        assert call.overlay == "hardware/h100-80g-x8.yaml"
+        assert call.sets[-1] == "runtime.num_replicas=24"  # 8 GPUs x 3 nodes

@@ -1,5 +1,7 @@
 """scripts/launch/launch_tpu_vm.py: create a TPU VM, ship code and requirements, phase 1, then phase 2."""
 
+import os
+import re
 import shlex
 import subprocess
 import tarfile
@@ -57,7 +59,10 @@ def test_steps_in_order_for_a_pod_slice():
     stages = dry_run("--accelerator_type=v4-128", "--project=my-project", "--delete_when_done")
     descriptions = [stage.description for stage in stages]
     assert descriptions[0].startswith("create") and descriptions[-1].startswith("delete")
-    assert [d.split()[0] for d in descriptions[-3:-1]] == ["phase1", "phase2"]
+    assert descriptions[-3:-1] == [
+        "start phase1, phase2 on worker 0, detached",
+        "follow the logs of phase1, phase2 until they end",
+    ]
     for stage in stages:
         argv = only_command(stage)
         if argv[0] == "gcloud":
@@ -120,18 +125,28 @@ def test_the_packed_archive_holds_the_committed_code(tmp_path):
     } <= names
 
 
-def test_phases_run_on_worker_0_of_a_pod_slice_with_the_tpu_name():
-    stages = dry_run("--accelerator_type=v4-128", "--skip_create", "--skip_setup")
-    calls = []
-    for stage in stages:
-        workers, script = ssh_script(only_command(stage))
-        assert workers == "0"
-        words = shlex.split(script)
-        assert words[:3] == ["cd", "bert-lamb", "&&"]
-        call = pretraining_call(words)
+def detached_phases(stages):
+    """The phase commands in the script of the "start ... detached" stage: {phase: PretrainingCall}."""
+    (start,) = [stage for stage in stages if stage.description.startswith("start")]
+    workers, script = ssh_script(only_command(start))
+    assert workers == "0"
+    words = shlex.split(script)
+    assert words[:3] == ["cd", "bert-lamb", "&&"]
+    assert words[words.index("setsid") : words.index("setsid") + 4][:3] == ["setsid", "nohup", "sh"]
+    inner = words[words.index("-c") + 1]
+    found = re.findall(r"\{ (.*?) > logs/(phase\d)\.log 2>&1 \|\| status=\$\?", inner)
+    return {phase: pretraining_call(shlex.split(command)) for command, phase in found}
+
+
+def test_phases_run_on_worker_0_of_a_pod_slice_with_the_tpu_name_and_the_overlay():
+    stages = dry_run(
+        "--accelerator_type=v4-128", "--skip_create", "--skip_setup", "--overlay=hardware/tpu-v4-128.yaml"
+    )
+    calls = detached_phases(stages)
+    phase1, phase2 = calls["phase1"], calls["phase2"]
+    for call in (phase1, phase2):
         assert call.environment == {"TPU_LOAD_LIBRARY": "0"}  # the client leaves libtpu to the hosts
-        calls.append(call)
-    phase1, phase2 = calls
+        assert call.overlay == "hardware/tpu-v4-128.yaml"
     assert (phase1.config, phase2.config) == ("phase1.yaml", "phase2.yaml")
     assert phase1.strategy == phase2.strategy == "tpu" and phase1.tpu == phase2.tpu == "bert-tpu"
     assert (phase1.model_dir, phase2.model_dir) == (
@@ -145,16 +160,56 @@ def test_phases_run_on_worker_0_of_a_pod_slice_with_the_tpu_name():
     ]
     config1, config2 = load_with_the_trainer(phase1), load_with_the_trainer(phase2)
     assert config1.runtime.tpu == "bert-tpu" and config2.model.init_checkpoint == config1.runtime.model_dir
+    assert config1.runtime.num_replicas == 64 and config2.runtime.mixed_precision == "mixed_bfloat16"
 
 
 def test_a_single_host_tpu_is_the_local_one():
     stages = dry_run(
         "--accelerator_type=v3-8", "--skip_create", "--skip_setup", "--set=train.micro_batch_size=16"
     )
-    for stage in stages:
-        call = pretraining_call(shlex.split(ssh_script(only_command(stage))[1]))
-        assert call.tpu == "local" and call.environment == {}
+    for call in detached_phases(stages).values():
+        assert call.tpu == "local" and call.environment == {} and call.overlay is None
         assert call.sets[-1] == "train.micro_batch_size=16"
+
+
+def test_the_detached_phases_outlive_the_shell_run_in_order_and_leave_their_logs(tmp_path):
+    """The start script run by sh here, with stand-ins for python3 (prints its arguments) and gcloud (copies
+    the log): the shell that started it returns at once, the phases run one after the other in a session of
+    their own, and the follow script prints both logs and exits with the phases' code."""
+    stages = dry_run("--accelerator_type=v3-8", "--skip_create", "--skip_setup", "--python=fake-python")
+    (start, follow) = [only_command(stage) for stage in stages]
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "fake-python").write_text(
+        '#!/bin/sh\necho "phase args: $*"; echo "session $(ps -o sid= $$)"\n'
+    )
+    (bin_dir / "gcloud").write_text(
+        "#!/bin/sh\n# gcloud storage cp --quiet SRC gs://bucket/X -> $GS/X\n"
+        'dst="$GS/${5#gs://bucket/}"; mkdir -p "$(dirname "$dst")"; cp "$4" "$dst"\n'
+    )
+    for tool in bin_dir.iterdir():
+        tool.chmod(0o755)
+    (tmp_path / "bert-lamb").mkdir()
+    environment = {"PATH": f"{bin_dir}:/usr/bin:/bin", "GS": str(tmp_path / "gs")}
+    subprocess.run(["sh", "-c", ssh_script(start)[1]], cwd=tmp_path, env=environment, check=True, timeout=30)
+    followed = subprocess.run(
+        ["sh", "-c", ssh_script(follow)[1]],
+        cwd=tmp_path,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert followed.returncode == 0, followed
+    logs = tmp_path / "bert-lamb" / "logs"
+    phase1, phase2 = (logs / "phase1.log").read_text(), (logs / "phase2.log").read_text()
+    assert "--config=phase1.yaml" in phase1 and "--config=phase2.yaml" in phase2
+    assert "phase args: run_pretraining.py --config=phase1.yaml" in followed.stdout
+    assert "phase args: run_pretraining.py --config=phase2.yaml" in followed.stdout
+    own_session = int(phase1.split("session")[1].split()[0])
+    assert own_session != int(subprocess.check_output(["ps", "-o", "sid=", str(os.getpid())]))
+    assert (tmp_path / "gs" / "bert-large" / "phase2" / "run.log").read_text() == phase2  # under model_dir
+    assert (logs / "exit_code").read_text().strip() == "0"
 
 
 def test_repo_url_clones_instead_of_copying():
@@ -169,7 +224,11 @@ def test_repo_url_clones_instead_of_copying():
 
 def test_phases_selects_phase_2_alone():
     stages = dry_run("--accelerator_type=v3-8", "--skip_create", "--skip_setup", "--phases=2")
-    assert [stage.description.split()[0] for stage in stages] == ["phase2"]
+    assert [stage.description for stage in stages] == [
+        "start phase2 on worker 0, detached",
+        "follow the logs of phase2 until they end",
+    ]
+    assert list(detached_phases(stages)) == ["phase2"]
 
 
 @pytest.mark.parametrize(
@@ -181,6 +240,7 @@ def test_phases_selects_phase_2_alone():
         ({"--accelerator_type": "tpu-128"}, "--accelerator_type"),
         ({"--tpu_name": None}, "--tpu_name"),
         ({"--phases": "2,1"}, "--phases"),
+        ({"--overlay": "hardware/tpu-v9-8.yaml"}, "--overlay"),
     ],
 )
 def test_argument_errors_are_one_line_and_exit_code_2(change, fragment):

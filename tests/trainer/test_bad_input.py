@@ -17,6 +17,8 @@ from tiny_setup import PREDICTIONS, SEQ_LENGTH, VOCAB_SIZE, tiny_config_yaml
 import bert
 import trainer
 from data import damaged_record_message
+from trainer import preemption as preemption_module
+from trainer.errors import OutOfMemoryError, out_of_memory_message
 
 
 def one_device():
@@ -241,3 +243,50 @@ def test_a_global_batch_the_devices_cannot_share(tiny):
         "train.global_batch_size (16) is not divisible by train.micro_batch_size (4) x 3 replica(s) = 12; "
     )
     assert_nothing_written(tmp_path / "m10")
+
+
+@pytest.mark.parametrize(
+    ("global_batch", "micro", "replicas", "expected"),
+    [
+        (
+            32768,
+            32,
+            8,
+            "out of device memory with train.micro_batch_size 32 (128 accumulation step(s) x 8 replica(s) "
+            "for the global batch 32768); try --set train.micro_batch_size=16 (256 accumulation steps, the "
+            "same global batch; --mode=plan shows the memory estimate)",
+        ),
+        (  # 192 sequences per replica: no micro-batch from 47 down to 33 divides it, 32 does (6 x 32)
+            384,
+            48,
+            2,
+            "out of device memory with train.micro_batch_size 48 (4 accumulation step(s) x 2 replica(s) for "
+            "the global batch 384); try --set train.micro_batch_size=32 (6 accumulation steps, the same "
+            "global batch; --mode=plan shows the memory estimate)",
+        ),
+        (
+            8,
+            1,
+            8,
+            "out of device memory with train.micro_batch_size 1 (1 accumulation step(s) x 8 replica(s) for "
+            "the global batch 8); no smaller micro-batch exists: use mixed precision, shorter sequences or "
+            "devices with more memory (--mode=plan shows the estimate)",
+        ),
+    ],
+)
+def test_out_of_memory_names_the_micro_batch_and_a_smaller_one_that_keeps_the_global_batch(
+    global_batch, micro, replicas, expected
+):
+    batches = trainer.plan_batches(global_batch, micro, replicas)
+    assert out_of_memory_message(batches) == expected
+
+
+def test_a_resource_exhausted_error_in_the_loop_becomes_the_one_line(tmp_path, monkeypatch):
+    config = trainer.load_config(tiny_config_yaml(tmp_path, model_dir=str(tmp_path / "run"), total_steps=4))
+
+    def out_of_memory(*args, **kwargs):
+        raise tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor with shape[8,2,16,16]")
+
+    monkeypatch.setattr(preemption_module.SignalWatch, "run", out_of_memory)
+    with pytest.raises(OutOfMemoryError, match=r"^out of device memory with train.micro_batch_size "):
+        trainer.train(config, strategy=one_device())

@@ -23,6 +23,7 @@ import bert
 import data
 import trainer
 from trainer.checkpoints import MODEL_KEY, model_variables
+from trainer.evaluate import Evaluator
 from trainer.model import load_bert_config
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -94,6 +95,23 @@ def test_eval_gives_googles_metrics_for_the_chosen_checkpoint(tiny_run):
     )
     # Written to TensorBoard at the checkpoint's step.
     assert eval_events(model_dir)[4]["masked_lm_accuracy"] == pytest.approx(metrics["masked_lm_accuracy"])
+
+
+def test_eval_under_a_mirrored_strategy_sums_the_replicas_to_googles_metrics(tiny_run):
+    """3 replicas of micro-batch 4: batches of 12 sequences, the last of the 256 split unevenly (4 left)."""
+    config, _ = tiny_run
+    model_dir = config.runtime.model_dir
+    strategy = tf.distribute.MirroredStrategy(
+        ["/cpu:0", "/cpu:1", "/cpu:2"], cross_device_ops=tf.distribute.ReductionToOneDevice()
+    )
+    evaluator = Evaluator(config, strategy)
+    # Built in the strategy's scope: mirrored variables.
+    assert isinstance(evaluator.model.weights[0].value, tf.distribute.DistributedValues)
+    metrics, step = evaluator.evaluate("ckpt-8")
+    expected = googles_metrics(model_at(config, f"{model_dir}/ckpt-8"), config.data.eval_files)
+    assert step == 8 and metrics["sequences"] == expected["sequences"] == 256
+    for name in ("masked_lm_loss", "masked_lm_accuracy", "next_sentence_loss", "next_sentence_accuracy"):
+        assert metrics[name] == pytest.approx(expected[name], rel=1e-5), name
 
 
 def copy_checkpoint(source_dir, target_dir, step):

@@ -10,7 +10,13 @@ import pytest
 
 import bert
 from trainer.config import OptimizerConfig
-from trainer.optimizers import excluded_from_weight_decay, make_optimizer
+from trainer.optimizers import (
+    describe_exclusions,
+    excluded_from_weight_decay,
+    layer_adaptation_exclusions,
+    make_optimizer,
+    weight_decay_exclusions,
+)
 
 CONFIG = bert.BertConfig(
     vocab_size=30, hidden_size=8, num_hidden_layers=1, num_attention_heads=2, intermediate_size=16
@@ -35,7 +41,7 @@ def variables():
 
 
 def test_the_default_exclusions_select_layernorm_and_bias_by_path(variables):
-    patterns = OptimizerConfig().exclude_from_weight_decay
+    patterns = weight_decay_exclusions(OptimizerConfig())
     excluded = {v.path for v in variables if excluded_from_weight_decay(v, patterns)}
     assert excluded == {v.path for v in variables if expected_without_decay(v.path)}
     assert "bert/encoder/layer_0/attention/output/LayerNorm/gamma" in excluded
@@ -99,3 +105,25 @@ def test_adamw_takes_its_hyperparameters_from_the_config(variables):
 def test_adamw_needs_the_variables_to_select_its_exclusions():
     with pytest.raises(ValueError, match="AdamW needs the model's variables"):
         make_optimizer(adamw_config(), 0.01)
+
+
+def test_null_exclusions_are_the_models_list_and_the_log_says_so():
+    default = OptimizerConfig()
+    assert default.exclude_from_weight_decay is None and default.exclude_from_layer_adaptation is None
+    assert weight_decay_exclusions(default) == ["LayerNorm", "layer_norm", "bias"]
+    assert layer_adaptation_exclusions(default) == ["LayerNorm", "layer_norm", "bias"]
+    assert describe_exclusions(default) == (
+        "exclude_from_weight_decay [LayerNorm, layer_norm, bias] (the model's list: "
+        "optimizer.exclude_from_weight_decay is null); exclude_from_layer_adaptation [LayerNorm, "
+        "layer_norm, bias] (the model's list: optimizer.exclude_from_layer_adaptation is null)"
+    )
+
+
+def test_a_written_exclusion_list_replaces_the_models(variables):
+    config = OptimizerConfig(exclude_from_weight_decay=["bias"], exclude_from_layer_adaptation=[])
+    optimizer = make_optimizer(config, 1e-3, variables)
+    decayed = [v.path for v in variables if optimizer.applies_weight_decay(v)]
+    assert all(optimizer.applies_layer_adaptation(v) for v in variables)
+    assert "bert/encoder/layer_0/attention/output/LayerNorm/gamma" in decayed
+    assert not any(path.endswith("bias") for path in decayed)
+    assert describe_exclusions(config) == "exclude_from_weight_decay [bias]; exclude_from_layer_adaptation []"

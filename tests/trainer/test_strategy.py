@@ -5,8 +5,19 @@ import json
 import pytest
 import tensorflow as tf
 
+from trainer import strategy as strategy_module
+from trainer.config import load_config
 from trainer.errors import UserError
-from trainer.strategy import is_chief, make_strategy, resolve_strategy_name, task_name
+from trainer.strategy import (
+    NoGpuError,
+    check_cpu_allowed,
+    communication_options,
+    is_chief,
+    make_strategy,
+    resolve_strategy_name,
+    strategy_for,
+    task_name,
+)
 
 
 def set_tf_config(monkeypatch, num_workers, index=0):
@@ -56,3 +67,84 @@ def test_a_malformed_tf_config_is_a_user_error(monkeypatch):
     monkeypatch.setenv("TF_CONFIG", "{cluster: oops")
     with pytest.raises(UserError, match="TF_CONFIG: not valid JSON"):
         resolve_strategy_name("auto")
+
+
+# runtime.all_reduce: the collectives of MultiWorkerMirroredStrategy
+
+NCCL = tf.distribute.experimental.CommunicationImplementation.NCCL
+RING = tf.distribute.experimental.CommunicationImplementation.RING
+
+
+@pytest.mark.parametrize(
+    ("all_reduce", "has_gpus", "expected"),
+    [("auto", True, NCCL), ("auto", False, RING), ("nccl", True, NCCL), ("ring", True, RING)],
+)
+def test_the_collective_implementation_follows_all_reduce_and_the_gpus(all_reduce, has_gpus, expected):
+    name, options = communication_options(all_reduce, has_gpus)
+    assert options.implementation == expected and name == expected.name.lower()
+
+
+def test_nccl_without_gpus_is_refused():
+    with pytest.raises(UserError, match="runtime.all_reduce: nccl needs GPUs and this host has none"):
+        communication_options("nccl", has_gpus=False)
+
+
+def test_multi_worker_is_built_with_nccl_when_the_host_lists_gpus(monkeypatch):
+    set_tf_config(monkeypatch, 2)
+    fake_gpus = [tf.config.PhysicalDevice("/physical_device:GPU:0", "GPU")]
+    monkeypatch.setattr(
+        tf.config, "list_physical_devices", lambda kind=None: fake_gpus if kind == "GPU" else []
+    )
+    built = {}
+
+    class RecordingStrategy:
+        def __init__(self, communication_options=None):
+            built["options"] = communication_options
+
+    monkeypatch.setattr(tf.distribute, "MultiWorkerMirroredStrategy", RecordingStrategy)
+    strategy_module._multi_worker_strategy("auto")
+    assert built["options"].implementation == NCCL
+
+
+# The CPU of a CUDA build, mixed_float16 on a CPU, runtime.num_replicas
+
+
+def test_a_cuda_build_without_gpus_refuses_a_large_model_unless_allowed():
+    with pytest.raises(
+        NoGpuError, match=r"built with CUDA but sees no GPU, and a 336,226,108-parameter model"
+    ):
+        check_cpu_allowed(None, 336_226_108, built_with_cuda=True)
+    with pytest.raises(NoGpuError, match=r"\(runtime.allow_cpu is false\)"):
+        check_cpu_allowed(False, 4_000_000, built_with_cuda=True)
+    check_cpu_allowed(None, 4_000_000, built_with_cuda=True)  # BERT-tiny: the demo and the tests
+    check_cpu_allowed(True, 336_226_108, built_with_cuda=True)  # asked for
+    check_cpu_allowed(None, 336_226_108, built_with_cuda=False)  # a CPU build: the CPU is what there is
+
+
+def test_strategy_for_refuses_bert_large_on_a_cuda_build_without_gpus(monkeypatch):
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    monkeypatch.setattr(tf.test, "is_built_with_cuda", lambda: True)
+    config = load_config("phase1.yaml", ["runtime.strategy=one_device"])
+    with pytest.raises(NoGpuError):
+        strategy_for(config)
+    tiny = load_config("phase1.yaml", ["runtime.strategy=one_device", "model.bert_config=tiny"])
+    assert strategy_for(tiny).num_replicas_in_sync == 1
+
+
+def test_mixed_float16_on_a_cpu_is_refused(monkeypatch):
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    config = load_config(
+        "demo.yaml", ["runtime.mixed_precision=mixed_float16", "runtime.strategy=one_device"]
+    )
+    with pytest.raises(UserError, match="runtime.mixed_precision: mixed_float16 on a CPU is emulated"):
+        strategy_for(config)
+
+
+def test_a_strategy_with_another_replica_count_than_the_config_plans_is_refused(monkeypatch):
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    config = load_config("demo.yaml", ["runtime.num_replicas=8", "train.micro_batch_size=4"])
+    with pytest.raises(
+        UserError, match=r"runtime.num_replicas: the config plans for 8 replicas, but the strategy"
+    ):
+        strategy_for(config)
+    assert strategy_for(config, local=True).num_replicas_in_sync == 1  # evaluation and export do not check
