@@ -189,8 +189,9 @@ def test_transformers_loads_the_export_and_computes_the_same_model(tmp_path):
     keep = mask.astype(bool)
     np.testing.assert_allclose(
         out.hidden_states[-1].numpy()[keep],
-        model.encoder({"input_ids": ids, "input_mask": mask, "segment_ids": segments})["sequence_output"]
-        .numpy()[keep],
+        model.encoder({"input_ids": ids, "input_mask": mask, "segment_ids": segments})[
+            "sequence_output"
+        ].numpy()[keep],
         rtol=0,
         atol=1e-4,
     )
