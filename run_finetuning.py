@@ -26,7 +26,7 @@ from absl import app, flags  # noqa: E402
 import finetune  # noqa: E402
 import trainer  # noqa: E402
 from finetune import config as config_lib  # noqa: E402
-from run_pretraining import show_progress_only  # noqa: E402
+from finetune.progress import show_progress_only  # noqa: E402
 
 
 def _keys_help():

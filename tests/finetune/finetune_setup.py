@@ -4,10 +4,47 @@ import json
 
 import bert
 
-WORDS = (
-    "the a cat dog sat ran on mat rug red blue big small is was and or not good bad film movie "
-    "very quite who what where when did denver broncos won super bowl in city team played game"
-).split()
+WORDS = [
+    "the",
+    "a",
+    "cat",
+    "dog",
+    "sat",
+    "ran",
+    "on",
+    "mat",
+    "rug",
+    "red",
+    "blue",
+    "big",
+    "small",
+    "is",
+    "was",
+    "and",
+    "or",
+    "not",
+    "good",
+    "bad",
+    "film",
+    "movie",
+    "very",
+    "quite",
+    "who",
+    "what",
+    "where",
+    "when",
+    "did",
+    "denver",
+    "broncos",
+    "won",
+    "super",
+    "bowl",
+    "in",
+    "city",
+    "team",
+    "played",
+    "game",
+]
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", ",", "?", "##s", *WORDS]
 
 TINY_BERT = {
