@@ -1,4 +1,4 @@
-"""SQuAD v1.1: words and answer positions, run_squad.py's windows, max-context, answer spans, worked by hand."""
+"""SQuAD v1.1 worked by hand: words and answer positions, run_squad.py's windows, max-context, spans."""
 
 import numpy as np
 import pytest
