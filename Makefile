@@ -8,7 +8,7 @@ DEV_STAMP := $(VENV)/.dev-installed
 BENCH_STAMP := $(VENV)/.bench-installed
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: venv test lint format unit demo bench clean
+.PHONY: venv test lint format unit demo demo-finetune bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,11 @@ unit: $(DEV_STAMP)
 ## make demo: build the embedded demo data if missing, pretrain a tiny BERT with LAMB on the CPU.
 demo: $(DEV_STAMP)
 	$(PY) run_pretraining.py --config=demo.yaml
+
+## make demo-finetune: after make demo, fine-tune its BERT-tiny and a randomly initialised one on the library
+## task (docs/finetuning.md) with the same budget; prints both held-out accuracies.
+demo-finetune: $(DEV_STAMP)
+	$(PY) -m finetune.demo
 
 ## make bench: every benchmark script, each printing its ratio table (several minutes each).
 bench: $(BENCH_STAMP)

@@ -12,6 +12,7 @@ class _ProjectInfoOnly(python_logging.Filter):
 
 
 def show_progress_only():
+    logging.use_absl_handler()
     logging.set_verbosity(logging.INFO)
     handler = logging.get_absl_handler()
     handler.setFormatter(python_logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
