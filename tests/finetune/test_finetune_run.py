@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
-from finetune_setup import SST2_TRAIN, config_yaml, write_model_files, write_squad, write_sst2
+from finetune_setup import SST2_TRAIN, TINY_BERT, config_yaml, write_model_files, write_squad, write_sst2
 
 import bert
 import finetune
@@ -187,3 +187,27 @@ def test_the_demo_compares_pretrained_and_random_encoders_end_to_end(tmp_path):
     rows = (tmp_path / "library" / "dev.tsv").read_text().splitlines()
     assert rows[0] == "sentence\tlabel" and len(rows) == 1 + 3 * 4
     assert "| random initialisation |" in demo.table(results)
+
+
+def test_two_replicas_train_the_model_one_device_trains(sst2, tmp_path):
+    # Without dropout (each replica draws its own masks), the same global batch split over two replicas
+    # gives the same update: the loss is the global mean and the gradient is all-reduced once.
+    no_dropout = tmp_path / "no_dropout.json"
+    values = {**TINY_BERT, "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}
+    bert.BertConfig.from_dict(values).to_json_file(str(no_dropout))
+    overrides = [f"model.bert_config={no_dropout}", "train.max_steps=3"]
+    one = finetune.finetune(sst2("one", overrides), strategy=tf.distribute.OneDeviceStrategy("/cpu:0"))
+    mirrored = tf.distribute.MirroredStrategy(
+        ["/cpu:0", "/cpu:1"], cross_device_ops=tf.distribute.ReductionToOneDevice()
+    )
+    two = finetune.finetune(sst2("two", overrides), strategy=mirrored)
+    expected, found = weights(os.path.dirname(one.checkpoint)), weights(os.path.dirname(two.checkpoint))
+    for name, value in expected.items():
+        np.testing.assert_allclose(found[name], value, rtol=0, atol=2e-6, err_msg=name)
+
+
+def test_mixed_bfloat16_fine_tuning_keeps_float32_weights(sst2):
+    result = finetune.finetune(sst2("bf16", ["runtime.mixed_precision=mixed_bfloat16", "train.max_steps=2"]))
+    floats = [v for v in weights(os.path.dirname(result.checkpoint)).values() if v.dtype.kind not in "iu"]
+    assert len(floats) > 20 and all(v.dtype == np.float32 for v in floats)  # not one bfloat16 weight
+    assert np.isfinite(result.train_loss)
