@@ -12,6 +12,7 @@ import argparse
 import os
 import sys
 
+from data.tensorflow_startup import import_tensorflow_quietly
 from finetune import library_task
 from finetune.config import load_config
 from finetune.progress import show_progress_only
@@ -59,6 +60,7 @@ def main():
     parser.add_argument("--config", default=CONFIG)
     parser.add_argument("--set", action="append", default=[], help="section.key=value, for both runs")
     args = parser.parse_args()
+    import_tensorflow_quietly(list_devices=True)  # without the GPU driver's start-up lines
     show_progress_only()
     try:
         results = compare(args.config, args.set)

@@ -181,9 +181,9 @@ def test_the_demo_compares_pretrained_and_random_encoders_end_to_end(tmp_path):
     assert set(results) == {"pretrained", "random"}
     for metrics in results.values():
         assert 0.0 <= metrics["accuracy"] <= 1.0
-    # 24 sentences x 3 epochs / 32 = 2 steps (fewer than max_steps), for both runs
-    assert tf.train.latest_checkpoint(str(tmp_path / "library" / "random")).endswith("ckpt-2")
-    assert tf.train.latest_checkpoint(str(tmp_path / "library" / "pretrained")).endswith("ckpt-2")
+    # the config's 24 sentences x 10 epochs / 32 = 7 steps, cut at max_steps 3, for both runs
+    for run in ("pretrained", "random"):
+        assert tf.train.latest_checkpoint(str(tmp_path / "library" / run)).endswith("ckpt-3")
     rows = (tmp_path / "library" / "dev.tsv").read_text().splitlines()
     assert rows[0] == "sentence\tlabel" and len(rows) == 1 + 3 * 4
     assert "| random initialisation |" in demo.table(results)
@@ -206,8 +206,9 @@ def test_two_replicas_train_the_model_one_device_trains(sst2, tmp_path):
         np.testing.assert_allclose(found[name], value, rtol=0, atol=2e-6, err_msg=name)
 
 
-def test_mixed_bfloat16_fine_tuning_keeps_float32_weights(sst2):
-    result = finetune.finetune(sst2("bf16", ["runtime.mixed_precision=mixed_bfloat16", "train.max_steps=2"]))
+@pytest.mark.parametrize("precision", ["mixed_bfloat16", "mixed_float16"])
+def test_mixed_precision_fine_tuning_keeps_float32_weights(sst2, precision):
+    result = finetune.finetune(sst2(precision, [f"runtime.mixed_precision={precision}", "train.max_steps=2"]))
     floats = [v for v in weights(os.path.dirname(result.checkpoint)).values() if v.dtype.kind not in "iu"]
-    assert len(floats) > 20 and all(v.dtype == np.float32 for v in floats)  # not one bfloat16 weight
+    assert len(floats) > 20 and all(v.dtype == np.float32 for v in floats)  # not one 16-bit weight
     assert np.isfinite(result.train_loss)
