@@ -280,11 +280,11 @@ def finetune(config, strategy=None):
     if not runtime.model_dir:
         raise ConfigError("runtime.model_dir: missing (give --model_dir or set runtime.model_dir)")
     strategy = strategy or make_strategy(runtime.strategy, runtime.tpu, runtime.num_gpus)
-    for line in typed_yaml.format_config(config):
-        logging.info("config %s", line)
     keras.utils.set_random_seed(train.seed)
     run = Run(config, strategy)
     train_features = run.task.train_features()
+    for line in typed_yaml.format_config(config):  # once the inputs have passed their checks
+        logging.info("config %s", line)
     count = num_examples(train_features)
     total_steps, warmup_steps = plan_steps(config, count)
     last_step = min(total_steps, train.max_steps or total_steps)
