@@ -10,7 +10,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 DEMO_DATA := runs/demo/data
 
-.PHONY: venv test lint format unit demo demo-data bench docs clean
+.PHONY: venv test lint format unit demo demo-data demo-finetune bench docs clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,11 @@ $(DEMO_DATA)/meta.json: | $(DEV_STAMP)
 	$(PY) -m data.create_pretraining_data --input=embedded --output_dir=$(DEMO_DATA) --learn_vocab \
 		--vocab_size=4000 --max_seq_length=64 --max_predictions_per_seq=10 --dupe_factor=1 --num_shards=4 \
 		--overwrite
+
+## make demo-finetune: after make demo, fine-tune its BERT-tiny and a randomly initialised one on the library
+## task (docs/finetuning.md) with the same budget; prints both held-out accuracies.
+demo-finetune: $(DEV_STAMP)
+	$(PY) -m finetune.demo
 
 ## make bench: every benchmark script, each printing its ratio table (several minutes each).
 bench: $(BENCH_STAMP)

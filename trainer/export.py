@@ -1,17 +1,21 @@
-"""Export of a trained model: Google BERT's format (what Google's and Hugging Face's code load) and a
-SavedModel of the encoder for serving.
+"""Export of a trained model: Google BERT's format (what Google's code loads), a Hugging Face directory
+(what transformers and keras-hub load) and a SavedModel of the encoder for serving, all in one directory.
 
 model_dir/export/bert_model.ckpt.index, .data-00000-of-00001   Google's variable names and shapes
 model_dir/export/bert_config.json
 model_dir/export/vocab.txt                                     the vocabulary of the training data
+model_dir/export/config.json, model.safetensors,               transformers' BertForPreTraining (see
+                 tokenizer_config.json                         bert/huggingface.py); lower-casing as the
+                                                               data was made (meta.json)
 model_dir/export/saved_model/                                  the encoder, signature "serving_default":
     int32 input_ids, input_mask, segment_ids [batch, length] -> float32 sequence_output [batch, length,
     hidden], pooled_output [batch, hidden]
 
 An export is never half-written where it looks complete: it is written into a temporary directory beside
 model_dir/export, which then replaces the old export (two renames). On another filesystem (gs://), where
-directories cannot be renamed, the files are copied with the checkpoint index and saved_model.pb last (a
-checkpoint without its index, or a SavedModel without its .pb, is not loadable).
+directories cannot be renamed, the files are copied with the checkpoint index, model.safetensors and
+saved_model.pb last (a checkpoint without its index, a Hugging Face directory without its weights, or a
+SavedModel without its .pb, is not loadable).
 """
 
 import os
@@ -23,13 +27,14 @@ from absl import logging
 
 import bert
 import data
+from bert import huggingface
 
 EXPORT_DIR_NAME = "export"
 CHECKPOINT_PREFIX = "bert_model.ckpt"
 VOCAB_FILE_NAME = "vocab.txt"
 SAVED_MODEL_DIR_NAME = "saved_model"
 SERVING_SIGNATURE = "serving_default"
-_WRITTEN_LAST = (".index", "saved_model.pb")
+_WRITTEN_LAST = (".index", huggingface.WEIGHTS_FILE_NAME, "saved_model.pb")
 
 
 def find_vocab_file(vocab_file, train_files):
@@ -41,6 +46,16 @@ def find_vocab_file(vocab_file, train_files):
     if not meta or not meta.get("vocab_file"):
         return None
     return os.path.join(data.meta_directory(first_pattern), meta["vocab_file"])
+
+
+def find_do_lower_case(train_files):
+    """Whether the training data was lower-cased (its meta.json); True, Google's default, when unknown."""
+    meta = data.read_meta(train_files.split(",")[0].strip()) or {}
+    value = meta.get("do_lower_case", meta.get("settings", {}).get("do_lower_case"))
+    if value is None:
+        logging.warning("the training data's meta.json does not say do_lower_case: the export says true")
+        return True
+    return bool(value)
 
 
 class ServingEncoder(tf.Module):
@@ -72,34 +87,52 @@ def float32_copy(model):
     return copy
 
 
-def export_model(model, model_dir, vocab_file=None, saved_model=True):
-    """Writes the Google-format checkpoint, bert_config.json, vocab.txt and (if `saved_model`) the serving
-    SavedModel of `model` to model_dir/export; returns that directory."""
+def export_model(model, model_dir, vocab_file=None, saved_model=True, do_lower_case=True):
+    """Writes the Google-format checkpoint, bert_config.json, vocab.txt (when `vocab_file` is known), the
+    Hugging Face files and (if `saved_model`) the serving SavedModel of `model` to model_dir/export;
+    returns that directory. `do_lower_case` goes to tokenizer_config.json."""
     export_dir = os.path.join(model_dir, EXPORT_DIR_NAME)
     if "://" in export_dir:
         with tempfile.TemporaryDirectory() as local_dir:
-            _write_export(model, local_dir, vocab_file, saved_model)
+            written = _write_export(model, local_dir, vocab_file, saved_model, do_lower_case)
             _copy_tree(local_dir, export_dir)
     else:
         os.makedirs(model_dir, exist_ok=True)
         staging = tempfile.mkdtemp(prefix=f".{EXPORT_DIR_NAME}.tmp-", dir=model_dir)
         try:
-            _write_export(model, staging, vocab_file, saved_model)
+            written = _write_export(model, staging, vocab_file, saved_model, do_lower_case)
             _replace_directory(staging, export_dir)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-    what = "Google BERT checkpoint, bert_config.json, vocab.txt" + (", SavedModel" if saved_model else "")
-    logging.info("exported the model to %s (%s)", export_dir, what)
+    logging.info("exported the model to %s (%s)", export_dir, ", ".join(written))
+    if not vocab_file:
+        logging.warning("no vocabulary file known (set data.vocab_file): the export has no vocab.txt")
     return export_dir
 
 
-def _write_export(model, export_dir, vocab_file, saved_model):
+def export_run_model(model, config):
+    """Exports `model` of the pretraining run `config` (a trainer.Config): the vocabulary and the
+    lower-casing of its training data, the SavedModel when train.export_saved_model."""
+    data_config = config.data
+    return export_model(
+        model,
+        config.runtime.model_dir,
+        find_vocab_file(data_config.vocab_file, data_config.train_files),
+        saved_model=config.train.export_saved_model,
+        do_lower_case=find_do_lower_case(data_config.train_files),
+    )
+
+
+def _write_export(model, export_dir, vocab_file, saved_model, do_lower_case):
+    """Writes the export's files; returns what was written, for the log."""
     os.makedirs(export_dir, exist_ok=True)
+    written = ["Google BERT checkpoint", bert.CONFIG_FILE_NAME]
     if vocab_file:
         tf.io.gfile.copy(vocab_file, os.path.join(export_dir, VOCAB_FILE_NAME), overwrite=True)
-    else:
-        logging.warning("no vocabulary file known (set data.vocab_file): the export has no vocab.txt")
+        written.append(VOCAB_FILE_NAME)
     bert.save_google_checkpoint(model, os.path.join(export_dir, CHECKPOINT_PREFIX))
+    huggingface.save_huggingface(model, export_dir, do_lower_case)
+    written.append(f"Hugging Face {', '.join(huggingface.EXPORTED_FILE_NAMES)}")
     if saved_model:
         module = ServingEncoder(float32_copy(model).encoder)
         tf.saved_model.save(
@@ -107,6 +140,8 @@ def _write_export(model, export_dir, vocab_file, saved_model):
             os.path.join(export_dir, SAVED_MODEL_DIR_NAME),
             signatures={SERVING_SIGNATURE: module.serve},
         )
+        written.append("SavedModel")
+    return written
 
 
 def _replace_directory(staging, export_dir):

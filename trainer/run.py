@@ -4,7 +4,7 @@ import bert
 from trainer.checkpoints import restore_model
 from trainer.errors import ConfigError, UserError
 from trainer.evaluate import evaluate, follow_checkpoints
-from trainer.export import export_model, find_vocab_file
+from trainer.export import export_run_model
 from trainer.model import load_bert_config
 from trainer.strategy import strategy_for
 from trainer.train import train
@@ -31,13 +31,13 @@ def run(config, mode="train", strategy=None):
 
 def export_checkpoint(config, checkpoint=None, strategy=None):
     """Exports the model of a checkpoint of model_dir (`checkpoint`, else runtime.checkpoint, else the
-    latest) in Google's format, with the serving SavedModel when train.export_saved_model; returns the
-    export directory. The model is restored under `strategy` (default: runtime.strategy's, on this host)."""
+    latest) in Google's and Hugging Face's formats, with the serving SavedModel when
+    train.export_saved_model; returns the export directory. The model is restored under `strategy`
+    (default: runtime.strategy's, on this host)."""
     model_dir = config.runtime.model_dir
     if not model_dir:
         raise ConfigError("runtime.model_dir: missing (give --model_dir or set runtime.model_dir)")
     with (strategy or strategy_for(config, local=True)).scope():
         model = bert.BertPretrainingModel(load_bert_config(config.model))
     restore_model(model, model_dir, checkpoint or config.runtime.checkpoint)
-    vocab_file = find_vocab_file(config.data.vocab_file, config.data.train_files)
-    return export_model(model, model_dir, vocab_file, saved_model=config.train.export_saved_model)
+    return export_run_model(model, config)

@@ -23,7 +23,7 @@ from trainer import typed_yaml
 from trainer.checkpoints import Checkpoints, load_init_checkpoint
 from trainer.errors import ConfigError, NonFiniteError, OutOfMemoryError, out_of_memory_message
 from trainer.evaluate import evaluate
-from trainer.export import export_model, find_vocab_file
+from trainer.export import export_run_model
 from trainer.inputs import DistributedInput
 from trainer.model import load_bert_config
 from trainer.optimizers import log_optimizer, loss_scale, make_optimizer, trust_ratios
@@ -394,10 +394,7 @@ def run_loop(training, host_loop, checkpoints, watch):
 def finish(training, result):
     """The chief's last work: the export, and the held-out evaluation when data.eval_files is set."""
     config = training.config
-    vocab_file = find_vocab_file(config.data.vocab_file, config.data.train_files)
-    result.export_dir = export_model(
-        training.model, config.runtime.model_dir, vocab_file, saved_model=config.train.export_saved_model
-    )
+    result.export_dir = export_run_model(training.model, config)
     if config.data.eval_files:
         result.eval_metrics = evaluate(config, checkpoint=result.checkpoint, strategy=training.strategy)
     model_dir = config.runtime.model_dir

@@ -184,7 +184,10 @@ def test_export_of_a_chosen_checkpoint_from_the_command_line(tiny_run, tmp_path)
         "bert_config.json",
         "bert_model.ckpt.data-00000-of-00001",
         "bert_model.ckpt.index",
+        "config.json",
+        "model.safetensors",
         "saved_model",
+        "tokenizer_config.json",
         "vocab.txt",
     ]
     expected = model_at(config, str(model_dir / "ckpt-4"))

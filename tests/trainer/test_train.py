@@ -99,6 +99,9 @@ def test_the_export_is_a_google_checkpoint_that_bert_loads(tiny_run):
         "bert_config.json",
         "bert_model.ckpt.data-00000-of-00001",
         "bert_model.ckpt.index",
+        "config.json",  # the Hugging Face files: tests/trainer/test_export_huggingface.py
+        "model.safetensors",
+        "tokenizer_config.json",
         "vocab.txt",
     ]
     exported = bert.BertPretrainingModel(

@@ -1,0 +1,214 @@
+"""run_finetuning end to end on small files the tests write: it learns, resumes exactly, starts from an
+export, runs LAMB, evaluates a checkpoint, reports bad input as one line; the demo's task and comparison."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from finetune_setup import SST2_TRAIN, TINY_BERT, config_yaml, write_model_files, write_squad, write_sst2
+
+import bert
+import finetune
+import trainer
+from finetune import demo, library_task
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+@pytest.fixture
+def sst2(tmp_path):
+    vocab, bert_config = write_model_files(tmp_path / "model")
+    data_dir = write_sst2(tmp_path / "sst2", dev=SST2_TRAIN)
+    task = f"  name: sst2\n  data_dir: {data_dir}\n  max_seq_length: 8"
+
+    def make(model_dir, overrides=(), extra=""):
+        path = config_yaml(tmp_path / "config.yaml", task, tmp_path / model_dir, vocab, bert_config, extra)
+        return finetune.load_config(path, list(overrides))
+
+    return make
+
+
+def weights(model_dir):
+    reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(str(model_dir)))
+    return {
+        name: reader.get_tensor(name)
+        for name in reader.get_variable_to_shape_map()
+        if name.startswith("model_variables/")
+    }
+
+
+def test_a_classifier_learns_the_training_sentences(sst2, tmp_path):
+    config = sst2("run", ["schedule.epochs=40", "schedule.peak_learning_rate=3e-3"])
+    result = finetune.finetune(config)
+    assert result.step == result.total_steps == 80  # int(8 examples / 4 x 40 epochs)
+    assert result.eval_metrics["accuracy"] == 1.0  # dev = train here: the 8 sentences are learned
+    results = json.loads((tmp_path / "run" / "eval_results.json").read_text())
+    assert results["80"] == result.eval_metrics
+    assert (tmp_path / "run" / "config.yaml").is_file()
+
+
+def test_a_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(sst2):
+    straight = finetune.finetune(sst2("straight", ["train.max_steps=4", "optimizer.name=lamb"]))
+    finetune.finetune(sst2("resumed", ["train.max_steps=2", "optimizer.name=lamb"]))
+    resumed = finetune.finetune(sst2("resumed", ["train.max_steps=4", "optimizer.name=lamb"]))
+    assert straight.step == resumed.step == 4
+    expected, found = (
+        weights(os.path.dirname(straight.checkpoint)),
+        weights(os.path.dirname(resumed.checkpoint)),
+    )
+    assert expected.keys() == found.keys() and len(expected) > 20
+    for name, value in expected.items():
+        np.testing.assert_array_equal(found[name], value, err_msg=name)  # dropout and data order included
+
+
+def test_fine_tuning_starts_from_an_export_with_its_config_and_vocab(sst2, tmp_path):
+    pretrained = bert.BertPretrainingModel(
+        bert.BertConfig.from_json_file(str(tmp_path / "model/bert_config.json"))
+    )
+    rng = np.random.default_rng(1)
+    for variable in bert.google_variables(pretrained).values():
+        variable.assign(rng.normal(0, 0.1, variable.shape).astype(np.float32))
+    export_dir = trainer.export_model(
+        pretrained, str(tmp_path / "pretraining"), str(tmp_path / "model/vocab.txt")
+    )
+    config = sst2(
+        "from_export",
+        [
+            f"model.init_checkpoint={export_dir}",
+            "model.bert_config=null",
+            "model.vocab_file=null",
+            "train.max_steps=1",
+            "schedule.peak_learning_rate=1e-12",  # one step that moves nothing measurable
+        ],
+    )
+    result = finetune.finetune(config)
+    found = weights(os.path.dirname(result.checkpoint))
+    vocab_size = pretrained.config.vocab_size
+    word_embeddings = [v for v in found.values() if v.shape == (vocab_size, 16)]
+    assert len(word_embeddings) == 1
+    np.testing.assert_allclose(
+        word_embeddings[0], pretrained.encoder.embeddings.word_embeddings.numpy(), atol=1e-6
+    )
+
+
+def test_eval_mode_scores_a_chosen_checkpoint(sst2):
+    result = finetune.finetune(sst2("run", ["train.max_steps=4"]))
+    metrics = finetune.run(sst2("run", ["runtime.checkpoint=ckpt-2"]), mode="eval")
+    assert set(metrics) == {"accuracy"} and metrics != {}
+    assert finetune.run(sst2("run"), mode="eval") == result.eval_metrics  # the latest: the same weights
+
+
+def test_squad_fine_tunes_and_scores_with_the_official_metric(tmp_path):
+    vocab, bert_config = write_model_files(tmp_path / "model")
+    context = "the denver broncos won the super bowl in the city ."
+    paragraphs = [(context, [("q1", "who won the super bowl ?", "denver broncos", 4)])] * 4
+    write_squad(tmp_path / "train-v1.1.json", paragraphs)
+    write_squad(tmp_path / "dev-v1.1.json", paragraphs[:1])
+    task = f"  name: squad_v1.1\n  data_dir: {tmp_path}\n  max_seq_length: 24\n  doc_stride: 4"
+    path = config_yaml(tmp_path / "squad.yaml", task, tmp_path / "run", vocab, bert_config)
+    result = finetune.finetune(
+        finetune.load_config(path, ["schedule.epochs=60", "schedule.peak_learning_rate=3e-3"])
+    )
+    assert result.eval_metrics == {"exact_match": 100.0, "f1": 100.0}
+
+
+def run_cli(*args):
+    return subprocess.run(
+        [sys.executable, os.path.join(REPO, "run_finetuning.py"), *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
+    )
+
+
+def test_bad_input_is_one_line_and_exit_code_2(tmp_path):
+    vocab, bert_config = write_model_files(tmp_path / "model")
+    task = f"  name: sst2\n  data_dir: {tmp_path / 'missing'}"
+    path = config_yaml(tmp_path / "c.yaml", task, tmp_path / "run", vocab, bert_config)
+    result = run_cli(f"--config={path}", "--set=schedule.epochs=1")
+    assert result.returncode == 2, result.stderr
+    (line,) = result.stderr.strip().splitlines()[-1:]
+    assert line.startswith("run_finetuning.py: error: task.data_dir: no file") and "train.tsv" in line
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "run").exists()  # nothing written before the input passed its checks
+    with pytest.raises(trainer.ConfigError, match="task.nmae: unknown key; did you mean name"):
+        finetune.load_config(path, ["task.nmae=sst2"])
+    with pytest.raises(
+        trainer.ConfigError, match="model.bert_config: needed when model.init_checkpoint is null"
+    ):
+        finetune.load_config(path, ["model.bert_config=null"])
+
+
+def test_the_library_task_holds_out_whole_modules_and_balances_the_libraries():
+    sentence = "this sentence has six words {}"
+    documents = {
+        "stdlib": [[sentence.format(f"s{d}{i}") for i in range(3)] for d in range(6)],
+        "numpy": [
+            [sentence.format(f"n{d}{i}") for i in range(2)] + ["numpy arrays are the thing here"]
+            for d in range(6)
+        ],
+        "tensorflow": [[sentence.format(f"t{d}{i}") for i in range(4)] + ["too short"] for d in range(6)],
+    }
+    train, held = library_task.split_by_document(documents, train_per_library=100, eval_per_library=100)
+    # modules 0 and 5 of each library are held out; numpy has the fewest usable sentences: 4 x 2 and 2 x 2
+    assert sorted({label for _, label in train}) == ["numpy", "stdlib", "tensorflow"]
+    assert len(train) == 3 * 8 and len(held) == 3 * 4
+    for text, _ in held:
+        assert text.split()[-1][1] in "05"
+    for text, _ in train:
+        assert text.split()[-1][1] not in "05" and "numpy" not in text and text != "too short"
+
+
+def test_the_demo_compares_pretrained_and_random_encoders_end_to_end(tmp_path):
+    vocab, bert_config = write_model_files(tmp_path / "model")
+    pretrained = bert.BertPretrainingModel(bert.BertConfig.from_json_file(bert_config))
+    export_dir = trainer.export_model(pretrained, str(tmp_path / "pretraining"), vocab, saved_model=False)
+    overrides = [
+        f"model.init_checkpoint={export_dir}",
+        f"task.data_dir={tmp_path / 'library'}",
+        f"runtime.model_dir={tmp_path / 'library' / 'pretrained'}",
+        "task.max_seq_length=16",
+        "train.max_steps=3",
+        "train.eval_batch_size=8",
+    ]
+    kwargs = {"train_per_library": 8, "eval_per_library": 4, "max_documents": 10}
+    results = demo.compare(overrides=overrides, library_kwargs=kwargs)
+    assert set(results) == {"pretrained", "random"}
+    for metrics in results.values():
+        assert 0.0 <= metrics["accuracy"] <= 1.0
+    # the config's 24 sentences x 10 epochs / 32 = 7 steps, cut at max_steps 3, for both runs
+    for run in ("pretrained", "random"):
+        assert tf.train.latest_checkpoint(str(tmp_path / "library" / run)).endswith("ckpt-3")
+    rows = (tmp_path / "library" / "dev.tsv").read_text().splitlines()
+    assert rows[0] == "sentence\tlabel" and len(rows) == 1 + 3 * 4
+    assert "| random initialisation |" in demo.table(results)
+
+
+def test_two_replicas_train_the_model_one_device_trains(sst2, tmp_path):
+    # Without dropout (each replica draws its own masks), the same global batch split over two replicas
+    # gives the same update: the loss is the global mean and the gradient is all-reduced once.
+    no_dropout = tmp_path / "no_dropout.json"
+    values = {**TINY_BERT, "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}
+    bert.BertConfig.from_dict(values).to_json_file(str(no_dropout))
+    overrides = [f"model.bert_config={no_dropout}", "train.max_steps=3"]
+    one = finetune.finetune(sst2("one", overrides), strategy=tf.distribute.OneDeviceStrategy("/cpu:0"))
+    mirrored = tf.distribute.MirroredStrategy(
+        ["/cpu:0", "/cpu:1"], cross_device_ops=tf.distribute.ReductionToOneDevice()
+    )
+    two = finetune.finetune(sst2("two", overrides), strategy=mirrored)
+    expected, found = weights(os.path.dirname(one.checkpoint)), weights(os.path.dirname(two.checkpoint))
+    for name, value in expected.items():
+        np.testing.assert_allclose(found[name], value, rtol=0, atol=2e-6, err_msg=name)
+
+
+@pytest.mark.parametrize("precision", ["mixed_bfloat16", "mixed_float16"])
+def test_mixed_precision_fine_tuning_keeps_float32_weights(sst2, precision):
+    result = finetune.finetune(sst2(precision, [f"runtime.mixed_precision={precision}", "train.max_steps=2"]))
+    floats = [v for v in weights(os.path.dirname(result.checkpoint)).values() if v.dtype.kind not in "iu"]
+    assert len(floats) > 20 and all(v.dtype == np.float32 for v in floats)  # not one 16-bit weight
+    assert np.isfinite(result.train_loss)
