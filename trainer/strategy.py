@@ -16,7 +16,8 @@ auto          multi_worker when TF_CONFIG lists several tasks, tpu when a TPU is
   not load) would train on the CPU without a word. A run refuses that (NoGpuError; run_pretraining.py then
   shows TensorFlow's CUDA messages) unless runtime.allow_cpu is true, or null and the model has at most
   CPU_PARAMETER_LIMIT parameters (BERT-tiny to -medium: the demo, the tests, trying the tool on a laptop).
-- mixed_float16 on a CPU is emulated (3.4 sequences/s against 652 in float32 on the demo): refused.
+- mixed_float16 on a CPU is emulated, hundreds of times slower than float32 (a BERT-tiny training step,
+  scripts/benchmarks/bench_cpu_float16.py): refused.
 - runtime.num_replicas, when the config states it (a hardware overlay does), must be what the strategy
   found: the batch plan of --mode=plan was made for it.
 """
@@ -101,8 +102,8 @@ def strategy_for(config, local=False):
 def check_precision(mixed_precision, on_cpu):
     if mixed_precision == "mixed_float16" and on_cpu:
         raise UserError(
-            "runtime.mixed_precision: mixed_float16 on a CPU is emulated (3.4 sequences/s against 652 in "
-            "float32 on the demo); use float32, or mixed_bfloat16 on a CPU with AMX"
+            "runtime.mixed_precision: mixed_float16 on a CPU is emulated, hundreds of times slower than "
+            "float32; use float32, or mixed_bfloat16 on a CPU with AMX"
         )
 
 
