@@ -132,6 +132,7 @@ def build(config, task, strategy):
     with strategy.scope():
         pretraining = bert.BertPretrainingModel(bert_config, dtype=config.runtime.mixed_precision)
         model = task.make_model(pretraining.encoder)
+    pretraining.encoder.trainable = not config.model.freeze_encoder  # frozen: not in trainable_variables
     return pretraining, model
 
 
