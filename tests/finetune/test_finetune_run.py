@@ -156,6 +156,11 @@ def test_bad_input_is_one_line_and_exit_code_2(tmp_path):
         trainer.ConfigError, match="model.bert_config: needed when model.init_checkpoint is null"
     ):
         finetune.load_config(path, ["model.bert_config=null"])
+    data_dir = write_sst2(tmp_path / "sst2")
+    small = finetune.load_config(path, [f"task.data_dir={data_dir}", "model.vocab_size=20"])
+    expected = r"model.vocab_file: 48 tokens, more than the model's vocab_size \(20\)"
+    with pytest.raises(trainer.ConfigError, match=expected):
+        finetune.finetune(small)
 
 
 def test_the_library_task_holds_out_whole_modules_and_balances_the_libraries():
