@@ -72,6 +72,9 @@ class FinetuneModelConfig:
     do_lower_case: bool | None = key(
         None, "lower-case the text; null: tokenizer_config.json beside the vocab says, else true"
     )
+    freeze_encoder: bool = key(
+        False, "train the task head only, on the encoder's features as they are (a linear probe)"
+    )
 
 
 @dataclasses.dataclass(kw_only=True)

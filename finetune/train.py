@@ -129,9 +129,16 @@ def build(config, task, strategy):
     """In the strategy scope: the pretraining model (whose encoder the task model holds; init_checkpoint
     loads into it) and the task model."""
     bert_config = resolve_bert_config(config.model)
+    vocab_size = len(task.tokenizer.vocab)
+    if vocab_size > bert_config.vocab_size:
+        raise ConfigError(
+            f"model.vocab_file: {vocab_size} tokens, more than the model's vocab_size "
+            f"({bert_config.vocab_size})"
+        )
     with strategy.scope():
         pretraining = bert.BertPretrainingModel(bert_config, dtype=config.runtime.mixed_precision)
         model = task.make_model(pretraining.encoder)
+    pretraining.encoder.trainable = not config.model.freeze_encoder  # frozen: not in trainable_variables
     return pretraining, model
 
 

@@ -4,12 +4,13 @@ import ast
 import pathlib
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-PROJECT_PACKAGES = {"lamb", "bert", "data", "trainer"}
+PROJECT_PACKAGES = {"lamb", "bert", "data", "trainer", "finetune"}
 ALLOWED = {
     "lamb": set(),
     "bert": set(),
     "data": set(),
     "trainer": {"lamb", "bert", "data"},
+    "finetune": {"lamb", "bert", "data", "trainer"},
 }
 
 

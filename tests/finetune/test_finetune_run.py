@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -95,6 +96,19 @@ def test_fine_tuning_starts_from_an_export_with_its_config_and_vocab(sst2, tmp_p
     )
 
 
+def test_a_frozen_encoder_keeps_its_weights_and_only_the_head_learns(sst2):
+    config = sst2("frozen", ["model.freeze_encoder=true", "train.max_steps=3"])
+    keras.utils.set_random_seed(config.train.seed)  # the initial weights finetune() starts from
+    run = finetune.train.Run(config, tf.distribute.OneDeviceStrategy("/cpu:0"))
+    initial = {v.path: v.numpy() for v in run.model.variables if v.dtype == "float32"}
+    finetune.finetune(config)
+    final = weights(config.runtime.model_dir)
+    changed = {
+        path for path, value in initial.items() if not any(np.array_equal(value, w) for w in final.values())
+    }
+    assert changed == {"output/output_weights", "output/output_bias"}  # the head alone
+
+
 def test_eval_mode_scores_a_chosen_checkpoint(sst2):
     result = finetune.finetune(sst2("run", ["train.max_steps=4"]))
     metrics = finetune.run(sst2("run", ["runtime.checkpoint=ckpt-2"]), mode="eval")
@@ -142,6 +156,11 @@ def test_bad_input_is_one_line_and_exit_code_2(tmp_path):
         trainer.ConfigError, match="model.bert_config: needed when model.init_checkpoint is null"
     ):
         finetune.load_config(path, ["model.bert_config=null"])
+    data_dir = write_sst2(tmp_path / "sst2")
+    small = finetune.load_config(path, [f"task.data_dir={data_dir}", "model.vocab_size=20"])
+    expected = r"model.vocab_file: 48 tokens, more than the model's vocab_size \(20\)"
+    with pytest.raises(trainer.ConfigError, match=expected):
+        finetune.finetune(small)
 
 
 def test_the_library_task_holds_out_whole_modules_and_balances_the_libraries():
@@ -171,19 +190,20 @@ def test_the_demo_compares_pretrained_and_random_encoders_end_to_end(tmp_path):
     overrides = [
         f"model.init_checkpoint={export_dir}",
         f"task.data_dir={tmp_path / 'library'}",
-        f"runtime.model_dir={tmp_path / 'library' / 'pretrained'}",
+        f"runtime.model_dir={tmp_path / 'library' / 'finetuned' / 'pretrained'}",
         "task.max_seq_length=16",
         "train.max_steps=3",
         "train.eval_batch_size=8",
     ]
     kwargs = {"train_per_library": 8, "eval_per_library": 4, "max_documents": 10}
     results = demo.compare(overrides=overrides, library_kwargs=kwargs)
-    assert set(results) == {"pretrained", "random"}
-    for metrics in results.values():
+    assert set(results) == {
+        (way, start) for way in ("probe", "finetuned") for start in ("pretrained", "random")
+    }
+    for (way, start), metrics in results.items():
         assert 0.0 <= metrics["accuracy"] <= 1.0
-    # the config's 24 sentences x 10 epochs / 32 = 7 steps, cut at max_steps 3, for both runs
-    for run in ("pretrained", "random"):
-        assert tf.train.latest_checkpoint(str(tmp_path / "library" / run)).endswith("ckpt-3")
+        # the config's 24 sentences x 10 epochs / 32 = 7 steps, cut at max_steps 3, for every run
+        assert tf.train.latest_checkpoint(str(tmp_path / "library" / way / start)).endswith("ckpt-3")
     rows = (tmp_path / "library" / "dev.tsv").read_text().splitlines()
     assert rows[0] == "sentence\tlabel" and len(rows) == 1 + 3 * 4
     assert "| random initialisation |" in demo.table(results)
