@@ -33,6 +33,13 @@ def config_keys():
     return config.markdown_key_table()
 
 
+def finetune_config_keys():
+    """Every key of the fine-tuning config (finetune/config.py): form, default, meaning."""
+    from finetune import config
+
+    return config.markdown_key_table()
+
+
 def pretraining_flags():
     """The flags of run_pretraining.py as absl defines them: name, default and the first line of the help."""
     import importlib
@@ -113,6 +120,7 @@ def google_names():
 
 SECTIONS = {
     "config-keys": config_keys,
+    "finetune-config-keys": finetune_config_keys,
     "pretraining-flags": pretraining_flags,
     "bert-sizes": bert_sizes,
     "google-names": google_names,

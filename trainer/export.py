@@ -50,7 +50,7 @@ def find_vocab_file(vocab_file, train_files):
 
 def find_do_lower_case(train_files):
     """Whether the training data was lower-cased (its meta.json); True, Google's default, when unknown."""
-    meta = data.read_meta(train_files.split(",")[0].strip()) or {}
+    meta = data.read_meta(train_files[0]) or {}
     value = meta.get("do_lower_case", meta.get("settings", {}).get("do_lower_case"))
     if value is None:
         logging.warning("the training data's meta.json does not say do_lower_case: the export says true")

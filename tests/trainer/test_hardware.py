@@ -108,14 +108,14 @@ def test_later_config_files_override_earlier_ones_then_set(tmp_path):
     base = tmp_path / "base.yaml"
     base.write_text((ROOT / "configs" / "phase1.yaml").read_text())
     overlay = tmp_path / "overlay.yaml"
-    overlay.write_text("train:\n  micro_batch_size: 16\ndata:\n  create:\n    vocab_size: 300\n")
+    overlay.write_text("train:\n  micro_batch_size: 16\ndata:\n  shuffle_buffer: 300\n")
     second = tmp_path / "second.yaml"
-    second.write_text("train:\n  seed: 3\ndata:\n  create:\n    seed: 7\n")
+    second.write_text("train:\n  seed: 3\ndata:\n  seed: 7\n")
     config = load_config([str(base), str(overlay), str(second)], ["train.seed=4"])
     assert config.train.micro_batch_size == 16  # the overlay's
     assert config.train.global_batch_size == 65536  # the base's, in the same section
     assert config.train.seed == 4  # --set last
-    assert (config.data.create.vocab_size, config.data.create.seed) == (300, 7)  # nested sections merge
+    assert (config.data.shuffle_buffer, config.data.seed) == (300, 7)  # sections merge key by key
     assert config.data.max_seq_length == 128
 
 

@@ -1,17 +1,13 @@
-"""docs/finetuning.md shows the config keys the code has, and the configs of configs/finetune/ all load."""
+"""The configs of configs/finetune/ all load with the published recipes (docs/finetuning.md's key table is
+checked with the other generated tables, tests/test_docs.py)."""
 
 import pathlib
 
 import pytest
 
 import finetune
-from finetune import config as config_lib
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
-
-
-def test_the_key_table_in_the_docs_is_the_schema():
-    assert config_lib.markdown_key_table() in (REPO / "docs" / "finetuning.md").read_text()
 
 
 @pytest.mark.parametrize("name", ["mrpc", "sst2", "mnli", "squad_v1.1", "demo_library"])
