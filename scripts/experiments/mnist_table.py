@@ -21,7 +21,7 @@ larger than the training set cannot be drawn from it: such a batch is capped at 
 (full-batch training, one update per epoch) and marked in every output; capped batch sizes share one run.
 
 Runs. Each run (network, optimizer, batch size, epochs) is a line of the CSV, written with the Markdown
-report and the figure after every run, so a run cut off still leaves a table; `--resume` keeps the lines
+report after every run, so a run cut off still leaves a table; `--resume` keeps the lines
 already in the CSV and does only the missing runs. `--plan` replaces the full grid by stages of (network,
 batch sizes, epochs) for a machine that cannot afford 100 epochs everywhere; every line carries its epochs.
 
@@ -34,9 +34,10 @@ correction; here AdamW is `keras.optimizers.AdamW` and LAMB is `lamb.LAMB`, both
 weight decay (`--weight_decay`, default 0.01, the original LAMB's default, applied to every variable as
 there); Adam is `keras.optimizers.Adam`. Every hyperparameter is printed and written into the outputs.
 
-Outputs (in --out_dir, default docs/): mnist_table.csv, mnist_table.md (per network, our runs next to the
-published numbers with the differences) and mnist_accuracy.png (test accuracy against batch size, one panel
-per network, one line per optimizer and epochs, the published MNIST numbers dashed).
+Outputs (in --out_dir, default docs/): mnist_results.csv, mnist_results.md (per network, our runs next to
+the published numbers with the differences, and the seconds of every run) and mnist_accuracy.png (test
+accuracy against batch size, one panel per network, one line per optimizer and epochs, the published MNIST
+numbers dashed).
 """
 
 import argparse
@@ -593,6 +594,24 @@ def comparison_table(rows, network, optimizers, with_difference):
     return "\n".join(lines)
 
 
+def timing_table(rows, optimizers):
+    """Seconds of every run: a line per (network, epochs, batch), a column per optimizer."""
+    seconds = {(r["network"], r["epochs"], r["batch_size"], r["optimizer"]): r["train_seconds"] for r in rows}
+    titles = [OPTIMIZER_TITLES[o] for o in optimizers]
+    lines = [
+        "| Network | Epochs | Batch | " + " | ".join(titles) + " |",
+        "| :--- |" + " ---: |" * (2 + len(titles)),
+    ]
+    lines_in_order = sorted({key[:3] for key in seconds}, key=lambda key: (NETWORKS.index(key[0]), *key[1:]))
+    for network, epochs, batch in lines_in_order:
+        texts = [
+            f"{seconds[network, epochs, batch, o]:.1f}" if (network, epochs, batch, o) in seconds else ""
+            for o in optimizers
+        ]
+        lines.append(f"| {NETWORK_TITLES[network]} | {epochs} | {batch} | " + " | ".join(texts) + " |")
+    return "\n".join(lines)
+
+
 def markdown_report(rows, dataset, args, command):
     networks = [n for n in NETWORKS if any(r["network"] == n for r in rows)]
     train_size = len(dataset.x_train)
@@ -616,6 +635,8 @@ def markdown_report(rows, dataset, args, command):
     for network in networks:
         out.write(f"## {NETWORK_TITLES[network]}\n\n")
         out.write(comparison_table(rows, network, args.optimizers, dataset.name == "mnist") + "\n\n")
+    out.write("## Training time (seconds per run, model.fit only)\n\n")
+    out.write(timing_table(rows, args.optimizers) + "\n\n")
     published = {
         (b, o, n): published_accuracy(b, o, n) for b in PUBLISHED for o in OPTIMIZERS for n in NETWORKS
     }
@@ -698,19 +719,20 @@ def plot_accuracy(rows, dataset, args, path):
 def output_paths(args):
     out_dir = pathlib.Path(args.out_dir)
     return {
-        "table": out_dir / f"{args.prefix}_table.md",
-        "csv": out_dir / f"{args.prefix}_table.csv",
+        "table": out_dir / f"{args.prefix}_results.md",
+        "csv": out_dir / f"{args.prefix}_results.csv",
         "plot": out_dir / f"{args.prefix}_accuracy.png",
     }
 
 
-def write_outputs(rows, dataset, args, command):
-    """The CSV, the Markdown report and the figure, each written whole (see write_atomically)."""
+def write_outputs(rows, dataset, args, command, plot=True):
+    """The CSV, the Markdown report and (if `plot`) the figure, each written whole (see write_atomically)."""
     paths = output_paths(args)
     paths["csv"].parent.mkdir(parents=True, exist_ok=True)
     write_atomically(paths["csv"], lambda p: p.write_text(csv_text(rows)))
     write_atomically(paths["table"], lambda p: p.write_text(markdown_report(rows, dataset, args, command)))
-    write_atomically(paths["plot"], lambda p: plot_accuracy(rows, dataset, args, p))
+    if plot:
+        write_atomically(paths["plot"], lambda p: plot_accuracy(rows, dataset, args, p))
     return paths
 
 
@@ -786,7 +808,7 @@ def parse_args(argv):
     parser.add_argument("--seed", type=int, default=12345)
     parser.add_argument("--out_dir", default=str(ROOT / "docs"))
     parser.add_argument(
-        "--prefix", default="mnist", help="output files <prefix>_table.md/.csv, <prefix>_accuracy.png"
+        "--prefix", default="mnist", help="output files <prefix>_results.md/.csv, <prefix>_accuracy.png"
     )
     args = parser.parse_args(argv)
     if args.plan and (args.quick or args.networks or args.batch_sizes or args.epochs):
@@ -831,7 +853,11 @@ def main(argv=None):
             f"Batch sizes {','.join(map(str, capped))} exceed the {len(dataset.x_train)} training images: "
             f"capped at {len(dataset.x_train)} (full batch) and marked in the outputs."
         )
-    rows = run_experiment(dataset, args, rows, lambda rows: write_outputs(rows, dataset, args, command))
+    # The CSV and the report after every run (a cut-off run still leaves them; --resume with nothing left
+    # to do redraws the figure), the figure at the end.
+    rows = run_experiment(
+        dataset, args, rows, lambda rows: write_outputs(rows, dataset, args, command, plot=False)
+    )
     paths = write_outputs(rows, dataset, args, command)
     print(markdown_report(rows, dataset, args, command))
     print("Wrote " + ", ".join(str(p) for p in paths.values()))

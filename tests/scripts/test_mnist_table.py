@@ -55,7 +55,7 @@ def quick_run(tmp_path_factory):
     out_dir = tmp_path_factory.mktemp("mnist")
     result = run_script("--quick", "--data=digits", f"--out_dir={out_dir}")
     assert result.returncode == 0, result.stderr[-3000:]
-    return out_dir, result.stdout, read_csv(out_dir / "mnist_table.csv")
+    return out_dir, result.stdout, read_csv(out_dir / "mnist_results.csv")
 
 
 def test_quick_run_covers_every_network_optimizer_and_batch(quick_run):
@@ -98,7 +98,7 @@ def test_accuracies_are_well_above_chance(quick_run):
 
 def test_table_names_the_data_set_and_puts_each_run_next_to_the_published_one(quick_run):
     out_dir, stdout, rows = quick_run
-    table = (out_dir / "mnist_table.md").read_text()
+    table = (out_dir / "mnist_results.md").read_text()
     first_line = table.splitlines()[0]
     assert "digits" in first_line and "MNIST not available" in first_line
     assert f"{DIGITS_TRAIN} training / {DIGITS_TEST} test" in table
@@ -299,23 +299,23 @@ def test_a_run_on_idx_files_names_mnist_and_resumes_without_redoing_runs(tmp_pat
         f"--out_dir={tmp_path}",
     ]
     script.main([*common, "--batch_sizes=64"])
-    table = (tmp_path / "mnist_table.md").read_text()
+    table = (tmp_path / "mnist_results.md").read_text()
     assert table.splitlines()[0] == (
         f"# Test accuracy (%) on MNIST (IDX files in {tmp_path}): 200 training / 50 test images, 28x28"
     )
-    [row] = read_csv(tmp_path / "mnist_table.csv")
+    [row] = read_csv(tmp_path / "mnist_results.csv")
     assert (row["dataset"], row["batch_size"], row["updates"]) == ("mnist", "64", "3")  # floor(200 / 64)
 
     capsys.readouterr()
     script.main([*common, "--batch_sizes=64,128", "--resume"])
     assert "1 runs to do (1 already in the table)" in capsys.readouterr().out
-    rows = read_csv(tmp_path / "mnist_table.csv")
+    rows = read_csv(tmp_path / "mnist_results.csv")
     assert rows[0] == row and [r["batch_size"] for r in rows] == ["64", "128"]
-    table = (tmp_path / "mnist_table.md").read_text()
+    table = (tmp_path / "mnist_results.md").read_text()
     assert "| 1 | 64 | 3 |" in table and "| Δ LAMB |" in table  # ours minus published, on MNIST
 
     with pytest.raises(SystemExit) as exit_:
         script.main([*common, "--batch_sizes=64", "--resume", "--seed=7"])
     assert exit_.value.code == 2
     [line] = capsys.readouterr().err.strip().splitlines()
-    assert line.endswith("mnist_table.csv, line 2: seed is 12345, this run's is 7")
+    assert line.endswith("mnist_results.csv, line 2: seed is 12345, this run's is 7")
