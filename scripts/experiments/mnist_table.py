@@ -6,16 +6,24 @@ and LSTM networks reading the image row by row -- trained with Adam, AdamW and L
 epochs; the test accuracy of every run goes into a table. With a fixed number of epochs a larger batch means
 fewer updates, which is where LAMB's layer-wise trust ratio is expected to help.
 
-    python scripts/experiments/mnist_table.py          # the full table (about 20 minutes on 2 CPU cores)
-    python scripts/experiments/mnist_table.py --quick  # 2 networks x 3 optimizers x 3 batch sizes, a minute
-    python scripts/experiments/mnist_table.py --data=mnist # download MNIST through tensorflow-datasets first
+    python scripts/experiments/mnist_table.py                   # the full table (days on 2 CPU cores)
+    python scripts/experiments/mnist_table.py --plan=cpu-hour   # what fits about an hour (PLANS)
+    python scripts/experiments/mnist_table.py --quick           # 2 networks x 3 optimizers x 3 batches
+    python scripts/experiments/mnist_table.py --data=idx:DIR    # MNIST from its four IDX files in DIR
 
-Data. MNIST is read through tensorflow-datasets when it is prepared on this machine (`--data=auto`, the
-default, never downloads; `--data=mnist` downloads it). Otherwise the script runs on scikit-learn's 8x8
-handwritten digits (1797 real scanned digits shipped inside the package), split 80/20 into 1437 training and
-360 test images, and says so in its output and in the table header. A batch larger than the training set
-cannot be drawn from it: such a batch is capped at the training-set size (full-batch training, one update per
-epoch) and marked in every output; all capped batch sizes are the same experiment, so it runs once.
+Data (`--data`). `idx:DIR` reads MNIST's four IDX files (train-images-idx3-ubyte, train-labels-idx1-ubyte,
+t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte, each gzip-compressed or not), checked against their magic
+numbers and sizes. `tfds` and `keras` read it through tensorflow-datasets or keras.datasets.mnist,
+downloading it if needed. `auto`, the default, never downloads: MNIST if either has it on this machine,
+otherwise scikit-learn's 8x8 handwritten digits (1797 real scanned digits shipped inside the package), split
+80/20 into 1437 training and 360 test images, said so in the output and in the table header. A batch
+larger than the training set cannot be drawn from it: such a batch is capped at the training-set size
+(full-batch training, one update per epoch) and marked in every output; capped batch sizes share one run.
+
+Runs. Each run (network, optimizer, batch size, epochs) is a line of the CSV, written with the Markdown
+report after every run, so a run cut off still leaves a table; `--resume` keeps the lines
+already in the CSV and does only the missing runs. `--plan` replaces the full grid by stages of (network,
+batch sizes, epochs) for a machine that cannot afford 100 epochs everywhere; every line carries its epochs.
 
 Settings kept from the original: 100 epochs on MNIST (`--epochs`), hidden sizes (MLP 3 x 256 ReLU; CNN
 conv5x5x32 - pool - conv5x5x64 - pool - dense 1024 - dropout 0.2; 128 units per direction for the recurrent
@@ -26,20 +34,26 @@ correction; here AdamW is `keras.optimizers.AdamW` and LAMB is `lamb.LAMB`, both
 weight decay (`--weight_decay`, default 0.01, the original LAMB's default, applied to every variable as
 there); Adam is `keras.optimizers.Adam`. Every hyperparameter is printed and written into the outputs.
 
-Outputs (in --out_dir, default docs/): mnist_table.md, mnist_table.csv and mnist_accuracy.png (test accuracy
-against batch size, one panel per network, one line per optimizer, the published MNIST numbers dashed).
+Outputs (in --out_dir, default docs/): mnist_results.csv, mnist_results.md (per network, our runs next to
+the published numbers with the differences, and the seconds of every run) and mnist_accuracy.png (test
+accuracy against batch size, one panel per network, one line per optimizer and epochs, the published MNIST
+numbers dashed).
 """
 
 import argparse
 import csv
 import datetime
+import gzip
 import io
+import math
 import os
 import pathlib
 import platform
 import shlex
+import struct
 import sys
 import time
+import zlib
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -138,6 +152,10 @@ def published_accuracy(batch_size, optimizer, network):
 # Data
 
 
+class DataError(Exception):
+    """A data file that is missing or not what was expected; the message is one line naming the file."""
+
+
 class Dataset:
     """Images scaled to [0, 1] as float32 [N, H, W], integer labels [N], and a description."""
 
@@ -153,8 +171,86 @@ class Dataset:
         return self.x_train.shape[1:]
 
 
-def load_mnist(download):
-    """MNIST's 60000 training and 10000 test images through tensorflow-datasets."""
+def mnist_dataset(source, x_train, y_train, x_test, y_test):
+    """A Dataset from MNIST's uint8 images [N, 28, 28] and labels [N], wherever they were read from."""
+    height, width = x_train.shape[1:]
+    description = f"MNIST ({source}): {len(x_train)} training / {len(x_test)} test images, {height}x{width}"
+    scale = np.float32(1 / 255)
+    return Dataset(
+        "mnist",
+        description,
+        "MNIST",
+        x_train.astype(np.float32) * scale,
+        y_train.astype(np.int32),
+        x_test.astype(np.float32) * scale,
+        y_test.astype(np.int32),
+    )
+
+
+IDX_IMAGES, IDX_LABELS = 2051, 2049  # magic numbers: 0x0803 = uint8 x 3 dimensions, 0x0801 = uint8 x 1
+IDX_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+
+
+def read_idx(path, magic):
+    """The uint8 array stored in one IDX file (gzip-compressed or not), checked against `magic` and its sizes.
+
+    IDX: a big-endian int32 magic number (0, 0, type 0x08 = uint8, number of dimensions), one big-endian
+    int32 size per dimension, then the values in row-major order.
+    """
+    path = pathlib.Path(path)
+    raw = path.read_bytes()
+    if raw[:2] == b"\x1f\x8b":  # the gzip signature
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError, zlib.error) as error:
+            raise DataError(f"{path}: not a readable gzip file ({error})") from None
+    found = int.from_bytes(raw[:4], "big") if len(raw) >= 4 else None
+    if found != magic:
+        raise DataError(f"{path}: expected the IDX magic number {magic}, found {found}")
+    dimensions = magic & 0xFF
+    header = 4 + 4 * dimensions
+    if len(raw) < header:
+        raise DataError(f"{path}: truncated IDX header ({len(raw)} of {header} bytes)")
+    shape = struct.unpack(f">{dimensions}I", raw[4:header])
+    expected = header + math.prod(shape)
+    if len(raw) != expected:
+        raise DataError(f"{path}: expected {expected} bytes for shape {shape}, found {len(raw)}")
+    return np.frombuffer(raw, np.uint8, offset=header).reshape(shape)
+
+
+def idx_path(directory, name):
+    for candidate in (directory / f"{name}.gz", directory / name):
+        if candidate.is_file():
+            return candidate
+    raise DataError(f"{directory}: neither {name}.gz nor {name} found")
+
+
+def load_idx(directory):
+    """MNIST from its four IDX files in `directory` (the files keras and tensorflow-datasets start from)."""
+    directory = pathlib.Path(directory)
+    arrays = []
+    for images_name, labels_name in IDX_FILES.values():
+        images_path, labels_path = idx_path(directory, images_name), idx_path(directory, labels_name)
+        images, labels = read_idx(images_path, IDX_IMAGES), read_idx(labels_path, IDX_LABELS)
+        if len(images) != len(labels):
+            raise DataError(
+                f"{labels_path}: {len(labels)} labels for the {len(images)} images of {images_path}"
+            )
+        if labels.size and labels.max() >= NUM_CLASSES:
+            raise DataError(f"{labels_path}: expected labels 0..9, found {labels.max()}")
+        arrays += [images, labels]
+    if arrays[0].shape[1:] != arrays[2].shape[1:]:
+        raise DataError(
+            f"{directory}: training images {arrays[0].shape[1:]} but test images {arrays[2].shape[1:]}"
+        )
+    return mnist_dataset(f"IDX files in {directory}", *arrays)
+
+
+def load_tfds(download):
+    """MNIST through tensorflow-datasets."""
     import tensorflow_datasets as tfds
 
     builder = tfds.builder("mnist")
@@ -162,13 +258,27 @@ def load_mnist(download):
         if not download:
             raise FileNotFoundError(f"MNIST is not prepared in {builder.data_dir}")
         builder.download_and_prepare()
-    arrays = {}
+    arrays = []
     for split in ("train", "test"):
         data = tfds.as_numpy(builder.as_dataset(split=split, batch_size=-1))
-        images = data["image"][..., 0].astype(np.float32) / 255.0  # [N, 28, 28]
-        arrays[split] = (images, data["label"].astype(np.int32))
-    description = "MNIST (tensorflow-datasets): 60000 training / 10000 test images, 28x28"
-    return Dataset("mnist", description, "MNIST", *arrays["train"], *arrays["test"])
+        arrays += [data["image"][..., 0], data["label"]]  # images [N, 28, 28, 1] -> [N, 28, 28]
+    return mnist_dataset("tensorflow-datasets", *arrays)
+
+
+def keras_mnist_file():
+    return (
+        pathlib.Path(os.environ.get("KERAS_HOME", pathlib.Path.home() / ".keras")) / "datasets" / "mnist.npz"
+    )
+
+
+def load_keras(download):
+    """MNIST through keras.datasets.mnist (its file in ~/.keras/datasets, downloaded there if allowed)."""
+    if not download and not keras_mnist_file().is_file():
+        raise FileNotFoundError(f"{keras_mnist_file()} does not exist")
+    import keras
+
+    (x_train, y_train), (x_test, y_test) = keras.datasets.mnist.load_data()
+    return mnist_dataset("keras.datasets.mnist", x_train, y_train, x_test, y_test)
 
 
 def load_digits(seed):
@@ -191,15 +301,23 @@ def load_digits(seed):
 
 
 def load_dataset(choice, seed):
+    """`choice`: auto, tfds, keras, digits or idx:DIR (see --data)."""
+    if choice.startswith("idx:"):
+        return load_idx(choice[len("idx:") :])
     if choice == "digits":
         return load_digits(seed)
-    if choice == "mnist":
-        return load_mnist(download=True)
-    try:
-        return load_mnist(download=False)
-    except (ImportError, FileNotFoundError) as error:
-        print(f"MNIST through tensorflow-datasets is not available here ({error}); using the digits set.")
-        return load_digits(seed)
+    if choice == "tfds":
+        return load_tfds(download=True)
+    if choice == "keras":
+        return load_keras(download=True)
+    reasons = []
+    for name, load in (("tensorflow-datasets", load_tfds), ("keras", load_keras)):
+        try:
+            return load(download=False)
+        except (ImportError, FileNotFoundError) as error:
+            reasons.append(f"{name}: {error}")
+    print(f"MNIST is not available here ({'; '.join(reasons)}); using the digits set.")
+    return load_digits(seed)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -266,11 +384,45 @@ def describe_optimizer(optimizer):
 
 
 # ----------------------------------------------------------------------------------------------------
-# One run
+# Runs
+
+# Plans for machines that cannot afford the published protocol, stage by stage: (network, batch sizes,
+# epochs). "cpu-hour" fits about an hour of two CPU cores shared with other work (measured per-epoch costs
+# in docs/mnist_table.md): the MLP at 10 epochs at every batch size and at the published 100 epochs at
+# batch 16384; the Bi-RNN at 10 epochs at batches 4096 and 16384; the CNN at 1 epoch (an epoch of it
+# costs minutes); the Bi-GRU at 10 epochs at batch 16384. Bi-LSTM does not fit.
+PLANS = {
+    "cpu-hour": (
+        ("mlp", BATCH_SIZES, 10),
+        ("mlp", (16384,), 100),
+        ("birnn", (4096, 16384), 10),
+        ("cnn", (512, 4096), 1),
+        ("bigru", (16384,), 10),
+    ),
+}
+SETTING_FIELDS = ("dataset", "learning_rate", "weight_decay", "init", "seed")
 
 
-def train_and_evaluate(dataset, network, optimizer_name, batch_size, args):
-    """Trains one network from scratch for args.epochs epochs; returns (test accuracy, seconds, optimizer)."""
+def planned_cells(args):
+    """(network, optimizer, batch, epochs) in the order they run: stage by stage, batch by batch."""
+    if args.plan:
+        stages = PLANS[args.plan]
+    else:
+        stages = [(network, args.batch_sizes, args.epochs) for network in args.networks]
+    return [
+        (network, optimizer, batch, epochs)
+        for network, batches, epochs in stages
+        for batch in batches
+        for optimizer in args.optimizers
+    ]
+
+
+def cell_of(row):
+    return row["network"], row["optimizer"], row["batch_size"], row["epochs"]
+
+
+def train_and_evaluate(dataset, network, optimizer_name, batch_size, epochs, args):
+    """Trains one network from scratch for `epochs` epochs; returns (test accuracy, seconds, optimizer)."""
     import keras
     import tensorflow as tf
 
@@ -290,69 +442,112 @@ def train_and_evaluate(dataset, network, optimizer_name, batch_size, args):
         .prefetch(tf.data.AUTOTUNE)
     )
     start = time.perf_counter()
-    model.fit(train, epochs=args.epochs, verbose=0)
+    model.fit(train, epochs=epochs, verbose=0)
     seconds = time.perf_counter() - start
     _, accuracy = model.evaluate(dataset.x_test, dataset.y_test, batch_size=1000, verbose=0)
     return float(accuracy), seconds, optimizer
 
 
-def run_experiment(dataset, args):
-    """All runs; returns CSV rows (dicts). Capped batch sizes share one run per network and optimizer."""
+def make_row(dataset, args, cell, accuracy, seconds):
+    network, optimizer, batch, epochs = cell
     train_size = len(dataset.x_train)
-    effective = {batch: min(batch, train_size) for batch in args.batch_sizes}
-    unique_batches = sorted(set(effective.values()))
-    total = len(args.networks) * len(args.optimizers) * len(unique_batches)
-    results, count, described = {}, 0, set()
-    for network in args.networks:
-        for optimizer_name in args.optimizers:
-            for batch in unique_batches:
-                count += 1
-                accuracy, seconds, optimizer = train_and_evaluate(
-                    dataset, network, optimizer_name, batch, args
-                )
-                if optimizer_name not in described:
-                    print(f"  {OPTIMIZER_TITLES[optimizer_name]}: {describe_optimizer(optimizer)}")
-                    described.add(optimizer_name)
-                results[network, optimizer_name, batch] = (accuracy, seconds)
-                updates = args.epochs * (train_size // batch)
-                title = f"{NETWORK_TITLES[network]:8s} {OPTIMIZER_TITLES[optimizer_name]:6s}"
-                print(
-                    f"[{count:3d}/{total}] {title} "
-                    f"batch {batch:5d} ({updates:5d} updates): {100 * accuracy:6.2f}%  {seconds:6.1f} s",
-                    flush=True,
-                )
-    rows = []
-    for network in args.networks:
-        for optimizer_name in args.optimizers:
-            for batch in args.batch_sizes:
-                accuracy, seconds = results[network, optimizer_name, effective[batch]]
-                rows.append(
-                    {
-                        "dataset": dataset.name,
-                        "network": network,
-                        "optimizer": optimizer_name,
-                        "batch_size": batch,
-                        "effective_batch_size": effective[batch],
-                        "capped": effective[batch] != batch,
-                        "epochs": args.epochs,
-                        "updates": args.epochs * (train_size // effective[batch]),
-                        "learning_rate": args.learning_rate,
-                        "weight_decay": 0.0 if optimizer_name == "adam" else args.weight_decay,
-                        "init": args.init,
-                        "seed": args.seed,
-                        "test_accuracy": round(100 * accuracy, 2),
-                        "train_seconds": round(seconds, 1),
-                        "published_mnist_accuracy": published_accuracy(batch, optimizer_name, network),
-                    }
-                )
+    effective = min(batch, train_size)
+    return {
+        "dataset": dataset.name,
+        "network": network,
+        "optimizer": optimizer,
+        "batch_size": batch,
+        "effective_batch_size": effective,
+        "capped": effective != batch,
+        "epochs": epochs,
+        "updates": epochs * (train_size // effective),
+        "learning_rate": args.learning_rate,
+        "weight_decay": 0.0 if optimizer == "adam" else args.weight_decay,
+        "init": args.init,
+        "seed": args.seed,
+        "test_accuracy": round(100 * accuracy, 2),
+        "train_seconds": round(seconds, 1),
+        "published_mnist_accuracy": published_accuracy(batch, optimizer, network),
+    }
+
+
+def run_experiment(dataset, args, rows, save):
+    """Runs the planned cells not already in `rows`, calling save(rows) after each; returns all rows.
+
+    A batch larger than the training set is capped at its size; capped cells share one run.
+    """
+    rows = list(rows)
+    done = {cell_of(row) for row in rows}
+    cells = [cell for cell in planned_cells(args) if cell not in done]
+    train_size = len(dataset.x_train)
+    runs, described = {}, set()
+    print(f"{len(cells)} runs to do ({len(done)} already in the table)", flush=True)
+    for count, cell in enumerate(cells, 1):
+        network, optimizer_name, batch, epochs = cell
+        effective = min(batch, train_size)
+        key = (network, optimizer_name, effective, epochs)
+        if key not in runs:
+            accuracy, seconds, optimizer = train_and_evaluate(
+                dataset, network, optimizer_name, effective, epochs, args
+            )
+            runs[key] = accuracy, seconds
+            if optimizer_name not in described:
+                print(f"  {OPTIMIZER_TITLES[optimizer_name]}: {describe_optimizer(optimizer)}")
+                described.add(optimizer_name)
+        accuracy, seconds = runs[key]
+        rows.append(make_row(dataset, args, cell, accuracy, seconds))
+        title = f"{NETWORK_TITLES[network]:8s} {OPTIMIZER_TITLES[optimizer_name]:6s}"
+        print(
+            f"[{count:3d}/{len(cells)}] {title} batch {batch:5d}, {epochs:3d} epochs "
+            f"({rows[-1]['updates']:5d} updates): {100 * accuracy:6.2f}%  {seconds:6.1f} s",
+            flush=True,
+        )
+        save(rows)
     return rows
+
+
+def read_rows(path, dataset, args):
+    """The rows of an earlier run's CSV (for --resume); they must have been made with the same settings."""
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    reference = {
+        key: str(value) for key, value in make_row(dataset, args, ("mlp", "lamb", 1, 1), 0, 0).items()
+    }
+    typed = []
+    for number, row in enumerate(rows, 2):
+        if set(row) != set(CSV_FIELDS):
+            raise DataError(f"{path}: expected the columns {','.join(CSV_FIELDS)}")
+        for key in SETTING_FIELDS:
+            expected = "0.0" if key == "weight_decay" and row["optimizer"] == "adam" else reference[key]
+            if row[key] != expected:
+                raise DataError(f"{path}, line {number}: {key} is {row[key]}, this run's is {expected}")
+        try:
+            typed.append(
+                {
+                    **row,
+                    **{
+                        key: int(row[key])
+                        for key in ("batch_size", "effective_batch_size", "epochs", "updates")
+                    },
+                    **{key: float(row[key]) for key in ("learning_rate", "weight_decay", "test_accuracy")},
+                    "seed": int(row["seed"]),
+                    "train_seconds": float(row["train_seconds"]),
+                    "capped": row["capped"] == "True",
+                    "published_mnist_accuracy": published_accuracy(
+                        int(row["batch_size"]), row["optimizer"], row["network"]
+                    ),
+                }
+            )
+        except ValueError as error:
+            raise DataError(f"{path}, line {number}: {error}") from None
+    return typed
 
 
 # ----------------------------------------------------------------------------------------------------
 # Outputs
 
 
-def accuracy_table(values, networks, optimizers, batch_sizes, capped_batches=()):
+def accuracy_table(values, networks, optimizers, batch_sizes):
     """Markdown table: rows (batch, optimizer), columns networks; the best optimizer of a batch in bold."""
     header = "| Batch | Optimizer | " + " | ".join(NETWORK_TITLES[n] for n in networks) + " |"
     lines = [header, "| ---: | :--- | " + " | ".join(":---:" for _ in networks) + " |"]
@@ -364,45 +559,94 @@ def accuracy_table(values, networks, optimizers, batch_sizes, capped_batches=())
                 value = values[batch, optimizer, network]
                 text = f"{value:.2f}"
                 cells.append(f"**{text}**" if value == best[network] else text)
-            label = f"{batch}†" if batch in capped_batches else str(batch)
-            lines.append(f"| {label} | {OPTIMIZER_TITLES[optimizer]} | " + " | ".join(cells) + " |")
+            lines.append(f"| {batch} | {OPTIMIZER_TITLES[optimizer]} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def markdown_report(rows, dataset, args, command, elapsed):
-    networks, optimizers, batch_sizes = args.networks, args.optimizers, args.batch_sizes
-    ours = {(r["batch_size"], r["optimizer"], r["network"]): r["test_accuracy"] for r in rows}
-    capped = sorted({r["batch_size"] for r in rows if r["capped"]})
+def signed(number):
+    return "" if number is None else f"{number:+.2f}"
+
+
+def comparison_table(rows, network, optimizers, with_difference):
+    """One network's runs next to the published numbers: a line per (epochs, batch), ours in bold where best.
+
+    Columns: ours per optimizer, published per optimizer, and (on MNIST) ours minus published.
+    """
+    mine = {(r["epochs"], r["batch_size"], r["optimizer"]): r for r in rows if r["network"] == network}
+    titles = [OPTIMIZER_TITLES[o] for o in optimizers]
+    columns = ["Epochs", "Batch", "Updates", *titles, *(f"published {t}" for t in titles)]
+    columns += [f"Δ {t}" for t in titles] if with_difference else []
+    lines = ["| " + " | ".join(columns) + " |", "|" + " ---: |" * len(columns)]
+    for epochs, batch in sorted({key[:2] for key in mine}):
+        found = [mine.get((epochs, batch, o)) for o in optimizers]
+        ours = [None if r is None else r["test_accuracy"] for r in found]
+        best = max((a for a in ours if a is not None), default=None)
+        published = [published_accuracy(batch, o, network) for o in optimizers]
+        done = next(r for r in found if r is not None)
+        cells = [str(epochs), f"{batch}†" if done["capped"] else str(batch), str(done["updates"])]
+        cells += ["" if a is None else f"**{a:.2f}**" if a == best else f"{a:.2f}" for a in ours]
+        cells += ["" if p is None else f"{p:.2f}" for p in published]
+        if with_difference:
+            cells += [
+                signed(None if a is None or p is None else a - p)
+                for a, p in zip(ours, published, strict=True)
+            ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def timing_table(rows, optimizers):
+    """Seconds of every run: a line per (network, epochs, batch), a column per optimizer."""
+    seconds = {(r["network"], r["epochs"], r["batch_size"], r["optimizer"]): r["train_seconds"] for r in rows}
+    titles = [OPTIMIZER_TITLES[o] for o in optimizers]
+    lines = [
+        "| Network | Epochs | Batch | " + " | ".join(titles) + " |",
+        "| :--- |" + " ---: |" * (2 + len(titles)),
+    ]
+    lines_in_order = sorted({key[:3] for key in seconds}, key=lambda key: (NETWORKS.index(key[0]), *key[1:]))
+    for network, epochs, batch in lines_in_order:
+        texts = [
+            f"{seconds[network, epochs, batch, o]:.1f}" if (network, epochs, batch, o) in seconds else ""
+            for o in optimizers
+        ]
+        lines.append(f"| {NETWORK_TITLES[network]} | {epochs} | {batch} | " + " | ".join(texts) + " |")
+    return "\n".join(lines)
+
+
+def markdown_report(rows, dataset, args, command):
+    networks = [n for n in NETWORKS if any(r["network"] == n for r in rows)]
     train_size = len(dataset.x_train)
     out = io.StringIO()
     out.write(f"# Test accuracy (%) on {dataset.description}\n\n")
     out.write(f"Data set: **{dataset.name}** -- {dataset.description}.\n\n")
     out.write(
-        f"Settings: {args.epochs} epochs for every batch size (floor(N / batch) shuffled batches per epoch), "
+        "Settings: floor(N / batch) shuffled batches per epoch, the epochs of each run in its line; "
         f"learning rate {args.learning_rate} for every optimizer (not rescaled), weight decay "
         f"{args.weight_decay} for AdamW and LAMB (none for Adam), initialisation `{args.init}`, seed "
         f"{args.seed}. Adam = `keras.optimizers.Adam`, AdamW = `keras.optimizers.AdamW`, "
-        "LAMB = `lamb.LAMB`.\n\n"
+        f"LAMB = `lamb.LAMB`. Published: {PUBLISHED_SOURCE}, NVIDIA Tesla T4"
+        + (" (Δ = ours - published)" if dataset.name == "mnist" else "")
+        + ".\n\n"
     )
-    if capped:
+    if any(r["capped"] for r in rows):
         out.write(
             f"† batch larger than the {train_size} training images: capped at {train_size} (full-batch "
-            f"training, {args.epochs} updates in all); every † row of a network and optimizer is the "
-            "same run.\n\n"
+            "training, one update per epoch); the † lines of a network and optimizer are the same run.\n\n"
         )
-    out.write(accuracy_table(ours, networks, optimizers, batch_sizes, capped) + "\n\n")
-    published_batches = [b for b in batch_sizes if b in PUBLISHED]
-    if published_batches:
-        published = {
-            (b, o, n): published_accuracy(b, o, n)
-            for b in published_batches
-            for o in optimizers
-            for n in networks
-        }
-        out.write(f"## Published (MNIST, for comparison)\n\n{PUBLISHED_SOURCE}; NVIDIA Tesla T4.\n\n")
-        out.write(accuracy_table(published, networks, optimizers, published_batches) + "\n\n")
+    for network in networks:
+        out.write(f"## {NETWORK_TITLES[network]}\n\n")
+        out.write(comparison_table(rows, network, args.optimizers, dataset.name == "mnist") + "\n\n")
+    out.write("## Training time (seconds per run, model.fit only)\n\n")
+    out.write(timing_table(rows, args.optimizers) + "\n\n")
+    published = {
+        (b, o, n): published_accuracy(b, o, n) for b in PUBLISHED for o in OPTIMIZERS for n in NETWORKS
+    }
+    out.write(f"## Published table (MNIST, 100 epochs)\n\n{PUBLISHED_SOURCE}; NVIDIA Tesla T4.\n\n")
+    out.write(accuracy_table(published, NETWORKS, OPTIMIZERS, sorted(PUBLISHED)) + "\n\n")
+    runs = {(r["network"], r["optimizer"], r["effective_batch_size"], r["epochs"]): r for r in rows}
+    minutes = sum(r["train_seconds"] for r in runs.values()) / 60  # capped lines share one run
     out.write(
-        f"Produced by `{command}` in {elapsed / 60:.1f} minutes "
+        f"Produced by `{command}`: {len(rows)} lines, {minutes:.1f} minutes of training in all "
         f"({datetime.date.today().isoformat()}, {platform.machine()}, {os.cpu_count()} CPU cores).\n"
     )
     return out.getvalue()
@@ -422,7 +666,7 @@ def compact(number):
 
 
 def plot_accuracy(rows, dataset, args, path):
-    """Test accuracy against batch size: one panel per network, one line per optimizer."""
+    """Test accuracy against batch size: one panel per network, one line per optimizer and epochs."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -430,56 +674,66 @@ def plot_accuracy(rows, dataset, args, path):
 
     # Adam's larger circles stay visible where AdamW gives the same accuracy.
     style = {"adam": ("tab:blue", "o", 8), "adamw": ("tab:orange", "s", 5), "lamb": ("tab:green", "^", 6)}
-    networks, train_size = args.networks, len(dataset.x_train)
-    figure, axes = plt.subplots(1, len(networks), figsize=(3.2 * len(networks) + 0.6, 3.8), squeeze=False)
+    networks = [n for n in NETWORKS if any(r["network"] == n for r in rows)]
+    train_size = len(dataset.x_train)
+    figure, axes = plt.subplots(1, len(networks), figsize=(3.4 * len(networks) + 0.6, 4.2), squeeze=False)
     for axis, network in zip(axes[0], networks, strict=True):
+        all_epochs = sorted({r["epochs"] for r in rows if r["network"] == network})
         for optimizer in args.optimizers:
             color, marker, size = style[optimizer]
-            mine = [r for r in rows if r["network"] == network and r["optimizer"] == optimizer]
-            batches = [r["batch_size"] for r in mine]
-            accuracies = [r["test_accuracy"] for r in mine]
-            axis.plot(batches, accuracies, marker=marker, markersize=size, color=color,
-                      label=f"{OPTIMIZER_TITLES[optimizer]}, {dataset.name}")  # fmt: skip
-            published = [(b, published_accuracy(b, optimizer, network)) for b in batches if b in PUBLISHED]
-            if published:
-                axis.plot(*zip(*published, strict=True), "--", color=color, alpha=0.5,
-                          label=f"{OPTIMIZER_TITLES[optimizer]}, published (MNIST)")  # fmt: skip
-        if max(args.batch_sizes) > train_size:
-            axis.axvspan(train_size, max(args.batch_sizes) * 1.3, color="0.92", zorder=0)
+            for epochs, line in zip(all_epochs, ("-", ":", "-."), strict=False):
+                mine = [
+                    r
+                    for r in rows
+                    if (r["network"], r["optimizer"], r["epochs"]) == (network, optimizer, epochs)
+                ]
+                if mine:
+                    mine.sort(key=lambda r: r["batch_size"])
+                    axis.plot([r["batch_size"] for r in mine], [r["test_accuracy"] for r in mine], line,
+                              marker=marker, markersize=size, color=color,
+                              label=f"{OPTIMIZER_TITLES[optimizer]}, {epochs} ep")  # fmt: skip
+            published = [(b, published_accuracy(b, optimizer, network)) for b in BATCH_SIZES]
+            axis.plot(*zip(*published, strict=True), "--", color=color, alpha=0.4, linewidth=1,
+                      label=f"{OPTIMIZER_TITLES[optimizer]}, published")  # fmt: skip
+        if any(r["capped"] for r in rows):
+            axis.axvspan(train_size, max(BATCH_SIZES) * 1.3, color="0.92", zorder=0)
             axis.text(train_size * 1.1, 0.03, f"capped at\n{train_size}",
                       transform=axis.get_xaxis_transform(), fontsize=7, color="0.35")  # fmt: skip
         axis.set_xscale("log", base=2)
-        axis.set_xticks(args.batch_sizes, [compact(b) for b in args.batch_sizes], fontsize=7)
+        axis.set_xticks(BATCH_SIZES, [compact(b) for b in BATCH_SIZES], fontsize=7)
         axis.minorticks_off()
         axis.set_ylim(0, 100)
         axis.set_title(NETWORK_TITLES[network])
         axis.set_xlabel("batch size")
         axis.grid(alpha=0.3)
+        axis.legend(fontsize=6, loc="lower left")
     axes[0][0].set_ylabel("test accuracy (%)")
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    figure.legend(
-        handles, labels, loc="lower center", ncol=6 if len(networks) > 2 else 3, fontsize=7, frameon=False
-    )
     figure.suptitle(
-        f"{dataset.short}: {args.epochs} epochs at every batch size, learning rate {args.learning_rate}",
+        f"{dataset.short}: learning rate {args.learning_rate}; published (MNIST, 100 epochs) dashed",
         fontsize=9,
     )
-    figure.tight_layout(rect=(0, 0.06 if len(networks) > 2 else 0.12, 1, 1))
+    figure.tight_layout()
     figure.savefig(path, format="png", dpi=110)
     plt.close(figure)
 
 
-def write_outputs(rows, dataset, args, report):
+def output_paths(args):
     out_dir = pathlib.Path(args.out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {
-        "table": out_dir / f"{args.prefix}_table.md",
-        "csv": out_dir / f"{args.prefix}_table.csv",
+    return {
+        "table": out_dir / f"{args.prefix}_results.md",
+        "csv": out_dir / f"{args.prefix}_results.csv",
         "plot": out_dir / f"{args.prefix}_accuracy.png",
     }
+
+
+def write_outputs(rows, dataset, args, command, plot=True):
+    """The CSV, the Markdown report and (if `plot`) the figure, each written whole (see write_atomically)."""
+    paths = output_paths(args)
+    paths["csv"].parent.mkdir(parents=True, exist_ok=True)
     write_atomically(paths["csv"], lambda p: p.write_text(csv_text(rows)))
-    write_atomically(paths["plot"], lambda p: plot_accuracy(rows, dataset, args, p))
-    write_atomically(paths["table"], lambda p: p.write_text(report))
+    write_atomically(paths["table"], lambda p: p.write_text(markdown_report(rows, dataset, args, command)))
+    if plot:
+        write_atomically(paths["plot"], lambda p: plot_accuracy(rows, dataset, args, p))
     return paths
 
 
@@ -517,6 +771,19 @@ def non_negative_float(text):
     return value
 
 
+def data_choice(text):
+    if text in ("auto", "tfds", "keras", "digits") or (text.startswith("idx:") and len(text) > len("idx:")):
+        return text
+    raise argparse.ArgumentTypeError(f"expected auto, tfds, keras, digits or idx:DIR, got {text!r}")
+
+
+DATA_HELP = (
+    "auto (default): MNIST if tensorflow-datasets has it prepared or keras has downloaded it, else the "
+    "digits set; tfds / keras: MNIST through them, downloading it if needed; idx:DIR: MNIST's four IDX "
+    "files (gzip or not) in DIR; digits: the scikit-learn digits"
+)
+
+
 def parse_args(argv):
     parser = OneLineParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
@@ -524,9 +791,12 @@ def parse_args(argv):
     quick_batches = ",".join(map(str, QUICK["batch_sizes"]))
     quick = f"networks {','.join(QUICK['networks'])}, batch sizes {quick_batches}, {QUICK['epochs']} epochs"
     parser.add_argument("--quick", action="store_true", help=quick)
-    parser.add_argument("--data", choices=("auto", "mnist", "digits"), default="auto",
-                        help="auto: MNIST if tensorflow-datasets has it prepared, else the digits set; "
-                        "mnist: download it if needed; digits: the scikit-learn digits")  # fmt: skip
+    parser.add_argument("--data", type=data_choice, default="auto", help=DATA_HELP)
+    parser.add_argument(
+        "--plan", choices=tuple(PLANS), help="a staged plan instead of the full table (PLANS)"
+    )
+    parser.add_argument("--resume", action="store_true",
+                        help="keep the runs already in the output CSV, do only the missing ones")  # fmt: skip
     parser.add_argument("--networks", type=comma_list(NETWORKS), help=f"default {','.join(NETWORKS)}")
     parser.add_argument("--optimizers", type=comma_list(OPTIMIZERS), default=OPTIMIZERS)
     parser.add_argument("--batch_sizes", type=batch_list, help=f"default {','.join(map(str, BATCH_SIZES))}")
@@ -539,25 +809,43 @@ def parse_args(argv):
     parser.add_argument("--seed", type=int, default=12345)
     parser.add_argument("--out_dir", default=str(ROOT / "docs"))
     parser.add_argument(
-        "--prefix", default="mnist", help="output files <prefix>_table.md/.csv, <prefix>_accuracy.png"
+        "--prefix", default="mnist", help="output files <prefix>_results.md/.csv, <prefix>_accuracy.png"
     )
     args = parser.parse_args(argv)
+    if args.plan and (args.quick or args.networks or args.batch_sizes or args.epochs):
+        parser.error(
+            "--plan sets the networks, batch sizes and epochs: drop --quick/--networks/--batch_sizes/--epochs"
+        )
     args.networks = args.networks or (QUICK["networks"] if args.quick else NETWORKS)
     args.batch_sizes = args.batch_sizes or (QUICK["batch_sizes"] if args.quick else BATCH_SIZES)
     return args
 
 
+def describe_cells(args):
+    if args.plan:
+        stages = [f"{n} at {','.join(map(str, b))} for {e} epochs" for n, b, e in PLANS[args.plan]]
+        return f"plan {args.plan}: " + "; ".join(stages)
+    batches = ",".join(map(str, args.batch_sizes))
+    return f"networks {','.join(args.networks)}; batch sizes {batches}; {args.epochs} epochs"
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
-    dataset = load_dataset(args.data, args.seed)
-    if args.epochs is None:
-        args.epochs = QUICK["epochs"] if args.quick else FULL_EPOCHS[dataset.name]
+    try:
+        dataset = load_dataset(args.data, args.seed)
+        if args.epochs is None:
+            args.epochs = QUICK["epochs"] if args.quick else FULL_EPOCHS[dataset.name]
+        csv_path = output_paths(args)["csv"]
+        rows = read_rows(csv_path, dataset, args) if args.resume and csv_path.is_file() else []
+    except (DataError, OSError) as error:
+        print(f"mnist_table.py: error: {error}", file=sys.stderr)
+        sys.exit(2)
     command = shlex.join(["python", "scripts/experiments/mnist_table.py", *argv])
     print(f"Data set: {dataset.description}")
     print(
-        f"Networks {','.join(args.networks)}; optimizers {','.join(args.optimizers)}; batch sizes "
-        f"{','.join(map(str, args.batch_sizes))}; {args.epochs} epochs; learning rate {args.learning_rate}; "
+        f"{describe_cells(args)}; optimizers {','.join(args.optimizers)}; "
+        f"learning rate {args.learning_rate}; "
         f"weight decay {args.weight_decay} (AdamW, LAMB); init {args.init}; seed {args.seed}"
     )
     capped = [b for b in args.batch_sizes if b > len(dataset.x_train)]
@@ -566,11 +854,13 @@ def main(argv=None):
             f"Batch sizes {','.join(map(str, capped))} exceed the {len(dataset.x_train)} training images: "
             f"capped at {len(dataset.x_train)} (full batch) and marked in the outputs."
         )
-    start = time.perf_counter()
-    rows = run_experiment(dataset, args)
-    report = markdown_report(rows, dataset, args, command, time.perf_counter() - start)
-    paths = write_outputs(rows, dataset, args, report)
-    print(report)
+    # The CSV and the report after every run (a cut-off run still leaves them; --resume with nothing left
+    # to do redraws the figure), the figure at the end.
+    rows = run_experiment(
+        dataset, args, rows, lambda rows: write_outputs(rows, dataset, args, command, plot=False)
+    )
+    paths = write_outputs(rows, dataset, args, command)
+    print(markdown_report(rows, dataset, args, command))
     print("Wrote " + ", ".join(str(p) for p in paths.values()))
 
 
