@@ -37,7 +37,7 @@ def test_packages_import_only_what_the_design_allows():
     assert violations == []
 
 
-def test_only_run_pretraining_reads_flags():
+def test_only_the_command_lines_read_flags():
     readers = []
     for package in PROJECT_PACKAGES:
         for path in sorted((ROOT / package).rglob("*.py")):
@@ -47,7 +47,7 @@ def test_only_run_pretraining_reads_flags():
 
 
 def test_requirements_are_pinned_exactly():
-    for name in ("requirements.txt", "requirements-dev.txt", "requirements-bench.txt"):
+    for name in ("requirements.txt", "requirements-beam.txt", "requirements-dev.txt", "requirements-bench.txt"):
         for line in (ROOT / name).read_text().splitlines():
             line = line.split("#")[0].strip()
             if line and not line.startswith("-r"):
