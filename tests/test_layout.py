@@ -47,7 +47,12 @@ def test_only_the_command_lines_read_flags():
 
 
 def test_requirements_are_pinned_exactly():
-    for name in ("requirements.txt", "requirements-beam.txt", "requirements-dev.txt", "requirements-bench.txt"):
+    for name in (
+        "requirements.txt",
+        "requirements-beam.txt",
+        "requirements-dev.txt",
+        "requirements-bench.txt",
+    ):
         for line in (ROOT / name).read_text().splitlines():
             line = line.split("#")[0].strip()
             if line and not line.startswith("-r"):
