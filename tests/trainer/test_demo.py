@@ -12,7 +12,7 @@ from tiny_setup import write_tiny_bert_config
 
 import data
 import trainer
-from trainer.evaluate import majority_baseline
+from trainer.evaluation import majority_baseline
 
 
 def test_the_demo_reaches_a_large_batch_by_accumulation_on_one_cpu():

@@ -3,10 +3,10 @@
 import bert
 from trainer.checkpoints import restore_model
 from trainer.errors import ConfigError, UserError
-from trainer.evaluate import evaluate, follow_checkpoints
+from trainer.evaluation import evaluate, follow_checkpoints
 from trainer.export import export_model, find_vocab_file
 from trainer.model import load_bert_config
-from trainer.train import train
+from trainer.pretraining import train
 
 MODES = ("train", "eval", "export")
 
