@@ -33,14 +33,20 @@ def test_with_the_adapter_apply_uses_the_gradients_as_given_on_every_replica():
         if adapted:
             use_reduced_gradients(optimizer)
 
-        @tf.function
-        def step(optimizer=optimizer, variable=variable):
-            strategy.run(lambda: optimizer.apply([tf.ones([2])], [variable]))
-
-        step()
+        apply_ones(strategy, optimizer, variable)
         results[adapted] = variable.numpy()
     np.testing.assert_array_equal(results[False], [-1.0, -1.0], err_msg=CHANGED)
     np.testing.assert_array_equal(results[True], [0.0, 0.0], err_msg=CHANGED)
+
+
+def apply_ones(strategy, optimizer, variable):
+    """Every replica applies the gradient 1 to `variable`."""
+
+    @tf.function
+    def step():
+        strategy.run(lambda: optimizer.apply([tf.ones([2])], [variable]))
+
+    step()
 
 
 def test_an_optimizer_without_the_method_is_refused_with_the_file_to_check():
