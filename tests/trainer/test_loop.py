@@ -6,6 +6,8 @@ Four logical CPU devices (tests/conftest.py) stand for the replicas of an accele
 
 import collections
 import re
+import subprocess
+import sys
 
 import keras
 import pytest
@@ -128,3 +130,13 @@ def test_jit_compile_over_several_cpu_replicas_is_refused_in_one_line():
         ConfigError, match=r"^runtime.jit_compile: .* not over 4 CPU replicas .*; set it to false$"
     ):
         compiles_the_step(strategy_of(4), True)
+
+
+def test_importing_the_trainer_registers_no_exit_hook():
+    code = (
+        "import atexit, keras, tensorflow, absl.logging, bert, data, lamb; before = atexit._ncallbacks(); "
+        "import trainer; print(atexit._ncallbacks() - before)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split()[-1] == "0"
