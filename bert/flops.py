@@ -59,7 +59,7 @@ def known_peak(device_name):
     return PEAK_FLOPS[max(matches, key=len)]
 
 
-def measured_matmul_peak(dtype=tf.float32, n=1024, seconds=0.5):
+def measured_matmul_peak(dtype=tf.float32, n=1024, seconds=0.25):
     """This process' matmul FLOP/s on its default device: the best of several timed chains of n x n
     matmuls in `dtype` (without XLA: TensorFlow's own kernels, oneDNN's on a CPU), over about `seconds`."""
     rng = np.random.default_rng(0)
