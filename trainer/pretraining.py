@@ -121,6 +121,7 @@ def train(config, strategy=None, dataset_fn=None):
     if strategy is None:
         strategy = make_strategy(config.runtime.strategy, config.runtime.tpu, config.runtime.num_gpus)
     training = build_training(config, strategy, check_files=dataset_fn is None)
+    jit_compile = compiles_the_step(strategy, config.runtime.jit_compile)
     vocab_size = training.model.config.vocab_size
     try:
         inputs = DistributedInput(
@@ -148,7 +149,7 @@ def train(config, strategy=None, dataset_fn=None):
         global_batch_size=training.batches.global_batch_size,
         accumulation_steps=training.batches.accumulation_steps,
         clip_global_norm=config.optimizer.clip_global_norm,
-        jit_compile=compiles_the_step(strategy, config.runtime.jit_compile),
+        jit_compile=jit_compile,
     )
     device_loop = make_device_loop(strategy, train_step, inputs, training.step, training.totals)
     throughput = make_throughput(training)
