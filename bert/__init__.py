@@ -9,13 +9,12 @@ from bert.checkpoint import (
     save_google_checkpoint,
 )
 from bert.config import BertConfig
+from bert.flops import PEAK_FLOPS, known_peak, measured_matmul_peak, model_flops_per_sequence
 from bert.losses import (
     SUM_KEYS,
     add_sums,
-    loss_denominators,
     masked_lm_loss,
     next_sentence_loss,
-    partial_pretraining_loss,
     pretraining_loss,
     pretraining_metrics,
     pretraining_sums,
@@ -32,6 +31,7 @@ __all__ = [
     "ACTIVATIONS",
     "CONFIG_FILE_NAME",
     "IGNORED_CHECKPOINT_NAMES",
+    "PEAK_FLOPS",
     "SUM_KEYS",
     "WEIGHT_DECAY_EXCLUSIONS",
     "BertConfig",
@@ -43,11 +43,12 @@ __all__ = [
     "gelu",
     "gelu_exact",
     "google_variables",
+    "known_peak",
     "load_google_checkpoint",
-    "loss_denominators",
     "masked_lm_loss",
+    "measured_matmul_peak",
+    "model_flops_per_sequence",
     "next_sentence_loss",
-    "partial_pretraining_loss",
     "pretraining_loss",
     "pretraining_metrics",
     "pretraining_sums",

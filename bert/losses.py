@@ -79,33 +79,6 @@ def pretraining_metrics(sums):
     }
 
 
-def loss_denominators(features):
-    """The denominators of Google's losses, which depend on the features only (no forward pass needed).
-
-    Returns float32 scalars {"mlm_weight_sum": sum(masked_lm_weights), "nsp_count": batch size}. A distributed
-    step can all-reduce (SUM) them over replicas and micro-batches BEFORE the forward passes, then
-    differentiate each part's `partial_pretraining_loss`.
-    """
-    labels = tf.reshape(features["next_sentence_labels"], [-1])
-    return {
-        "mlm_weight_sum": tf.reduce_sum(tf.cast(features["masked_lm_weights"], tf.float32)),
-        "nsp_count": tf.cast(tf.size(labels), tf.float32),
-    }
-
-
-def partial_pretraining_loss(sums, global_denominators):
-    """One part's (replica's / micro-batch's) share of the global loss, given the global denominators.
-
-    mlm_loss_sum / (global mlm_weight_sum + 1e-5) + nsp_loss_sum / global nsp_count. The shares of all
-    parts add up to `pretraining_loss` of the whole global batch, so their gradients, summed across
-    replicas and micro-batches, are exactly the gradient of Google's loss on the whole batch.
-    """
-    return (
-        sums["mlm_loss_sum"] / (global_denominators["mlm_weight_sum"] + 1e-5)
-        + sums["nsp_loss_sum"] / global_denominators["nsp_count"]
-    )
-
-
 def add_sums(a, b):
     """Adds two dicts of sums key by key (for micro-batch accumulation)."""
     return {key: a[key] + b[key] for key in SUM_KEYS}

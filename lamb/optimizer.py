@@ -134,9 +134,12 @@ class LAMB(keras.optimizers.Optimizer):
         index = self._get_variable_index(variable)
         m_slot, v_slot = self._momentums[index], self._velocities[index]
         c1, c2 = self._bias_corrections()
+        on_cpu = _is_on_cpu(variable)
+        # The CPU-only speed tricks (see `_lamb_update`): chosen here, by the device of the variable.
+        update = _compiled_lamb_update if on_cpu else _lamb_update
         # Tensors, not variables, go into the compiled function: a mirrored slot passed as a variable would
         # be read from its primary copy on every replica's device.
-        m, v, ratio, w_new = _lamb_update(
+        m, v, ratio, w_new = update(
             tf.convert_to_tensor(gradient),  # densifies tf.IndexedSlices
             tf.convert_to_tensor(variable),
             tf.convert_to_tensor(m_slot.value),
@@ -150,7 +153,7 @@ class LAMB(keras.optimizers.Optimizer):
             weight_decay=self.weight_decay if self._decays[index] else 0.0,
             adapt=self._adapts[index],
             trust_ratio_bounds=self.trust_ratio_bounds,
-            on_cpu=_is_on_cpu(variable),
+            on_cpu=on_cpu,
         )
         self.assign(m_slot, m)
         self.assign(v_slot, v)
@@ -200,7 +203,6 @@ class LAMB(keras.optimizers.Optimizer):
 # ---------------------------------------------------------------------- helpers
 
 
-@tf.function(jit_compile=True)
 def _lamb_update(
     g,
     w,
@@ -218,11 +220,13 @@ def _lamb_update(
     trust_ratio_bounds,
     on_cpu,
 ):
-    """The update of one variable: (m, v, trust ratio, new w), all float32, as one XLA computation.
+    """The update of one variable: (m, v, trust ratio, new w), all float32.
 
-    Compiled on its own, the update reads g, w, m and v and writes m, v and w in a few fused loops whether or
-    not the surrounding step is compiled (op by op, TensorFlow would write every intermediate to memory).
-    XLA compiles it once per variable shape and setting, and inlines it into a step that is compiled whole.
+    On a CPU it runs compiled on its own (`_compiled_lamb_update`): it then reads g, w, m and v and writes
+    m, v and w in a few fused loops whether or not the surrounding step is compiled (op by op, TensorFlow
+    would write every intermediate to memory); XLA compiles it once per variable shape and setting, and
+    inlines it into a step that is compiled whole. On GPUs and TPUs it is plain ops: an XLA function nested
+    in the step's own XLA program is not what those devices should run, and XLA fuses the plain ops there.
     """
     g, w = tf.cast(g, tf.float32), tf.cast(w, tf.float32)
     b1, b2, eps, decay = beta_1, beta_2, epsilon, weight_decay  # λ = decay
@@ -249,6 +253,9 @@ def _lamb_update(
     if decay:
         w_new -= (step * decay) * w
     return m, v, ratio, w_new
+
+
+_compiled_lamb_update = tf.function(_lamb_update, jit_compile=True)
 
 
 def _trust_ratio(w, u, bounds, on_cpu):

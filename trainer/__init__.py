@@ -5,16 +5,17 @@ result = trainer.train(config)          # or trainer.run(config, mode="train" | 
 """
 
 from trainer.config import Config, load_config
+from trainer.controller import TrainResult
 from trainer.errors import USER_ERRORS, ConfigError, NonFiniteError, UserError
-from trainer.evaluate import evaluate, follow_checkpoints
+from trainer.evaluation import evaluate, follow_checkpoints
 from trainer.export import export_model
+from trainer.modes import MODES, export_checkpoint, run
 from trainer.optimizers import make_optimizer
 from trainer.plan import BatchPlan, SchedulePlan, plan_batches, plan_schedule
 from trainer.preemption import PREEMPTED_EXIT_CODE, Preempted
-from trainer.run import MODES, export_checkpoint, run
+from trainer.pretraining import train
 from trainer.step import TrainStep, use_reduced_gradients
 from trainer.strategy import make_strategy
-from trainer.train import TrainResult, train
 
 __all__ = [
     "MODES",

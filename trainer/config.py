@@ -252,7 +252,11 @@ class RuntimeConfig:
     loss_scale_growth_steps: int = key(
         2000, "mixed_float16: finite steps after which the loss scale doubles", at_least(1)
     )
-    jit_compile: bool = key(False, "compile the forward/backward pass with XLA")
+    jit_compile: bool = key(
+        False,
+        "compile the whole replica step (forward, backward, accumulation, all-reduce, clip, optimizer "
+        "update) as one XLA program; one device or GPUs (TPUs always compile it)",
+    )
     checkpoint: str | None = key(
         None,
         "the checkpoint --mode=eval and --mode=export read: a name in model_dir (ckpt-2000) or a path "

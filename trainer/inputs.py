@@ -6,8 +6,10 @@ that a checkpoint would lose). So, like `distribute_datasets_from_function` does
 tf.data pipeline per input host (the CPU of each host that owns replicas), each told its place by a
 `tf.distribute.InputContext`; but here each pipeline is a plain tf.data iterator, which a checkpoint saves
 with its shuffle buffer and file positions. Every optimizer step, each host's iterator yields the batch of
-all its local replicas, and `strategy.experimental_distribute_values_from_function` hands each replica its
-contiguous slice of R = replica_batch_size sequences:
+all its local replicas; `strategy.experimental_distribute_values_from_function` hands every replica its
+host's batch (no op), and each replica cuts out its contiguous slice of R = replica_batch_size sequences on
+the host, in the replica function (`replica_rows`), so only the slice is copied to its device and the ops
+run per step outside the replica function do not grow with the number of replicas:
 
     host batch [replicas_on_host * R, ...]  ->  replica k of the host: rows [k * R, (k + 1) * R)
 
@@ -15,16 +17,7 @@ With one host that makes the global batch of a step the same consecutive sequenc
 replicas: 1 replica x 4 micro-batches and 4 replicas x 1 micro-batch train on identical data.
 """
 
-import atexit
-import gc
-
 import tensorflow as tf
-
-# The host loop's tf.function graph holds the iterators, and the cyclic garbage collector frees that graph.
-# When this happens during interpreter shutdown, a tf.data iterator's destructor can wait forever for its
-# threads (tensorflow/tensorflow#21277: the process hangs after its work is done). Collecting at exit, while
-# Python still runs, frees them first.
-atexit.register(gc.collect)
 
 
 def host_of(device):
@@ -59,7 +52,7 @@ class DistributedInput:
         num_pipelines = strategy.num_replicas_in_sync // replicas_per_host
 
         # Global replica id -> (host index, slot of the replica within the host's batch).
-        self._slots = {}
+        self._slots = {}  # of this task's replicas
         host_replicas = {host: [] for host in self.hosts}
         for device, replica_id in zip(devices, global_ids, strict=True):
             host_replicas[host_of(device)].append(replica_id)
@@ -79,16 +72,33 @@ class DistributedInput:
         self.checkpoint = tf.train.Checkpoint(iterators=self.iterators)
 
     def next(self):
-        """The next optimizer step's batch as a per-replica value (for `strategy.run`)."""
+        """The next optimizer step's batches as a per-replica value (for `strategy.run`): each replica gets
+        its host's whole batch; `replica_rows` cuts out its own rows."""
         host_batches = []
         for host, iterator in zip(self.hosts, self.iterators, strict=True):
             with tf.device(host):
                 host_batches.append(next(iterator))
+        return self.strategy.experimental_distribute_values_from_function(
+            lambda context: host_batches[self._slots[context.replica_id_in_sync_group][0]]
+        )
 
-        def replica_batch(context):
-            host_index, slot = self._slots[context.replica_id_in_sync_group]
-            begin, end = slot * self.replica_batch_size, (slot + 1) * self.replica_batch_size
-            with tf.device(self.hosts[host_index]):  # slice on the host, copy only the slice to the device
-                return {name: t[begin:end] for name, t in host_batches[host_index].items()}
+    def replica_rows(self, host_batch):
+        """This replica's R rows of its host's batch (call in the replica context), sliced on the host."""
+        replica_id = tf.distribute.get_replica_context().replica_id_in_sync_group
+        first_rows = [0] * self.strategy.num_replicas_in_sync  # by global replica id; other tasks' unused
+        for global_id, (_, slot) in self._slots.items():
+            first_rows[global_id] = slot * self.replica_batch_size
+        begin = tf.gather(tf.constant(first_rows), replica_id)
+        rows = {}
+        for name, t in host_batch.items():
+            with tf.device(t.device):
+                size = [self.replica_batch_size, *t.shape[1:]]
+                rows[name] = tf.ensure_shape(tf.slice(t, [begin] + [0] * (t.shape.rank - 1), size), size)
+        return rows
 
-        return self.strategy.experimental_distribute_values_from_function(replica_batch)
+    def free(self):
+        """Drops the iterators now. A tf.data iterator freed during interpreter shutdown (by the cyclic
+        garbage collector, when a tf.function graph holds it) can wait forever for its threads
+        (tensorflow/tensorflow#21277); the trainer frees them when its run ends instead."""
+        self.iterators.clear()
+        self.checkpoint = None

@@ -15,10 +15,17 @@ the number of replicas or accumulation steps. Per replica the micro-batch gradie
 tf.while_loop), then ONE all-reduce (SUM) of the gradient list gives the global gradient, identical on every
 replica; the global-norm clipping is applied to that, and ONE LAMB update follows.
 
+The step's loss and accuracy sums ride along in that all-reduce, so every replica returns the sums of the
+whole global batch (the device loop keeps its totals without any other reduction: trainer/loop.py).
+
 Keras' optimizer.apply() in a replica context would all-reduce the gradients once more (and apply its own
 `global_clipnorm` per replica, BEFORE reducing: keras/src/optimizers/base_optimizer.py `_clip_gradients`
-runs ahead of keras/src/backend/tensorflow/optimizer.py `_all_reduce_sum_gradients`). So the optimizer is
-built without Keras clipping and `use_reduced_gradients` turns its all-reduce off.
+runs ahead of the reduction). So the optimizer is built without Keras clipping and its all-reduce is turned
+off (trainer/keras_private.py).
+
+With `jit_compile` the whole replica step (the denominators' all-reduce, forward and backward of every
+micro-batch, the accumulation loop, the gradient all-reduce, the clip and the optimizer update) is one XLA
+program, as a TPU runs it.
 
 Dynamic loss scaling (mixed_float16: the optimizer is a keras.optimizers.LossScaleOptimizer): every
 micro-batch's loss term is multiplied by the current scale S before its gradient is taken, so small float16
@@ -32,32 +39,7 @@ import keras
 import tensorflow as tf
 
 import bert
-
-
-def use_reduced_gradients(optimizer):
-    """Makes `optimizer.apply()` use the given gradients as they are: they are already summed over replicas.
-
-    Keras 3's TensorFlow optimizer sums gradients across replicas inside `apply()` (its
-    `_all_reduce_sum_gradients`). The train step does that reduction itself, before clipping, so the
-    optimizer's own reduction is replaced by the identity on this optimizer instance (and on the optimizer
-    it wraps, e.g. a LossScaleOptimizer's inner optimizer).
-    """
-    for target in (optimizer, getattr(optimizer, "inner_optimizer", None)):
-        if target is None:
-            continue
-        if not hasattr(target, "_all_reduce_sum_gradients"):
-            raise TypeError(
-                f"{type(target).__name__} has no _all_reduce_sum_gradients: this Keras version reduces "
-                "gradients differently; check keras/src/backend/tensorflow/optimizer.py before training"
-            )
-        if target.global_clipnorm or target.clipnorm or target.clipvalue:
-            raise ValueError("clip in the train step (after the all-reduce), not in the Keras optimizer")
-        target._all_reduce_sum_gradients = _already_reduced
-    return optimizer
-
-
-def _already_reduced(grads_and_vars):
-    return list(grads_and_vars)
+from trainer.keras_private import use_reduced_gradients
 
 
 def split_micro_batches(features, accumulation_steps):
@@ -75,9 +57,12 @@ def is_loss_scaling(optimizer):
 class TrainStep:
     """The replica function of one optimizer step (call it inside `strategy.run`).
 
-    Returns {"sums": this replica's loss and accuracy sums (bert.SUM_KEYS), "gradient_norm": the global
-    norm of the global gradient before clipping (unscaled), "applied": 1.0 when the optimizer updated the
-    weights, 0.0 when a LossScaleOptimizer skipped the step (always 1.0 without loss scaling)}.
+    Returns {"sums": the loss and accuracy sums of the global batch, a float32 vector in the order of
+    bert.SUM_KEYS, "gradient_norm": the global norm of the global gradient before clipping (unscaled),
+    "applied": 1.0 when the optimizer updated the weights, 0.0 when a LossScaleOptimizer skipped the step
+    (always 1.0 without loss scaling)}; all three are the same on every replica.
+
+    `jit_compile`: the whole step as one XLA program (see the module docstring).
     """
 
     def __init__(
@@ -89,9 +74,12 @@ class TrainStep:
         self.global_batch_size = global_batch_size
         self.accumulation_steps = accumulation_steps
         self.clip_global_norm = clip_global_norm
-        self.accumulate = tf.function(self._accumulate, jit_compile=True) if jit_compile else self._accumulate
+        self.step = tf.function(self._step, jit_compile=True) if jit_compile else self._step
 
     def __call__(self, features):
+        return self.step(features)
+
+    def _step(self, features):
         replica = tf.distribute.get_replica_context()
         # The denominators of the loss over the global batch (see the module docstring).
         local_weight_sum = tf.reduce_sum(features["masked_lm_weights"])
@@ -101,9 +89,11 @@ class TrainStep:
         scale = tf.identity(self.optimizer.dynamic_scale) if self.loss_scaling else tf.constant(1.0)
 
         micro_batches = split_micro_batches(features, self.accumulation_steps)
-        grads, sums = self.accumulate(micro_batches, mlm_weight_sum, nsp_count, scale)
+        grads, sums = self._accumulate(micro_batches, mlm_weight_sum, nsp_count, scale)
 
-        grads = replica.all_reduce(tf.distribute.ReduceOp.SUM, grads)  # the one all-reduce of the step
+        sums = tf.stack([sums[name] for name in bert.SUM_KEYS])  # [len(SUM_KEYS)]
+        # The one all-reduce of the step: the gradients, and the sums with them.
+        *grads, sums = replica.all_reduce(tf.distribute.ReduceOp.SUM, [*grads, sums])
         if self.loss_scaling:
             grads = [g / scale for g in grads]  # unscaled before the norm and the clip
         gradient_norm = tf.linalg.global_norm(grads)

@@ -2,13 +2,16 @@
 
 Every logged number is over the steps since the previous line (or summary): the losses and accuracies are
 Google's formulas applied to the sums of all those steps' sequences, the gradient norm is the mean of the
-steps' global norms before clipping, and the learning rate is the one of the last step.
+steps' global norms before clipping, and the learning rate is the one of the last step. The speed is given
+as sequences/s, tokens/s (sequences x max_seq_length: padding counts) and model FLOP utilisation (MFU: the
+model's matmul FLOPs per second, bert/flops.py, over the peak FLOP/s of all the run's devices).
 """
 
 import time
 
 import numpy as np
 import tensorflow as tf
+from absl import logging
 
 import bert
 
@@ -52,6 +55,58 @@ class IntervalMetrics:
         return metrics
 
 
+class Throughput:
+    """Adds tokens/s and model FLOP utilisation to an interval's metrics (`peak_flops` None: no MFU)."""
+
+    def __init__(self, seq_length, flops_per_sequence, peak_flops):
+        self.seq_length, self.flops_per_sequence, self.peak_flops = seq_length, flops_per_sequence, peak_flops
+
+    def add_to(self, metrics):
+        sequences = metrics["sequences_per_second"]
+        metrics = {**metrics, "tokens_per_second": sequences * self.seq_length}
+        if self.peak_flops:
+            metrics["model_flops_utilization"] = sequences * self.flops_per_sequence / self.peak_flops
+        return metrics
+
+
+def peak_flops(strategy):
+    """(peak FLOP/s of all the strategy's devices, how it was found) or (None, why not).
+
+    GPUs: the table of bert/flops.py by the device name; CPUs: this process' measured matmul peak (the
+    logical CPU devices of one process share its cores), once per worker; TPUs: the table by the TPU type
+    when TensorFlow names it.
+    """
+    devices = list(strategy.extended.worker_devices)
+    kind = tf.DeviceSpec.from_string(devices[0]).device_type
+    workers = strategy.num_replicas_in_sync // len(devices)
+    if kind == "CPU":
+        measured = bert.measured_matmul_peak()
+        how = f"CPU: measured matmul peak {measured / 1e9:.1f} GFLOP/s float32 per worker"
+        return measured * workers, how
+    name = device_name(kind)
+    known = bert.known_peak(name) if name else None
+    if known is None:
+        return None, f"{kind} {name or '(unnamed)'}: not in bert.flops.PEAK_FLOPS, no model FLOP utilisation"
+    flops, precision = known
+    total = flops * strategy.num_replicas_in_sync
+    return total, f"{name}: {flops / 1e12:g} TFLOP/s {precision} per device (bert.flops.PEAK_FLOPS)"
+
+
+def device_name(kind):
+    """The name TensorFlow gives the first physical device of `kind` ("NVIDIA A100-SXM4-80GB"), or None."""
+    physical = tf.config.list_physical_devices(kind)
+    if not physical:
+        return None
+    return tf.config.experimental.get_device_details(physical[0]).get("device_name")
+
+
+def log_peak_flops(peak, how):
+    if peak:
+        logging.info("model FLOP utilisation against %s", how)
+    else:
+        logging.info("%s", how)
+
+
 def format_duration(seconds):
     seconds = int(round(seconds))
     hours, rest = divmod(seconds, 3600)
@@ -69,8 +124,11 @@ def progress_line(step, train_steps, metrics, learning_rate, loss_scale=None):
         f"step {step}/{train_steps}  loss {metrics['loss']:.4f}  "
         f"mlm_acc {metrics['masked_lm_accuracy']:.4f}  nsp_acc {metrics['next_sentence_accuracy']:.4f}  "
         f"lr {learning_rate:.3e}  grad_norm {metrics['gradient_norm']:.3f}  "
-        f"{metrics['sequences_per_second']:.1f} seq/s  ETA {format_duration(eta)}"
+        f"{metrics['sequences_per_second']:.1f} seq/s  {metrics['tokens_per_second']:.0f} tok/s"
     )
+    if "model_flops_utilization" in metrics:
+        line += f"  MFU {metrics['model_flops_utilization']:.1%}"
+    line += f"  ETA {format_duration(eta)}"
     if loss_scale is not None:
         line += f"  loss_scale {loss_scale:g}  skipped {int(metrics['skipped_steps'])}"
     return line

@@ -1,6 +1,5 @@
 """Helpers shared by the model and training-step benchmarks (bench_model.py, bench_train.py).
 
-- `model_flops_per_sequence`: analytic matmul FLOPs of one BERT pretraining sequence, forward + backward;
 - `random_features`: a batch of Google-format pretraining features with random tokens;
 - `timed_in_turns`: best wall time of several candidates timed in interleaved turns;
 - `peak_matmul`: a chain of large square matmuls, the measure of this machine's matmul peak.
@@ -14,22 +13,6 @@ import time
 
 import numpy as np
 import tensorflow as tf
-
-
-def model_flops_per_sequence(config, seq_length, predictions, next_sentence=True):
-    """Forward + backward matmul FLOPs of one sequence (2 FLOPs per multiply-add; backward = 2 x forward).
-
-    Per layer: Q, K, V and attention-output projections 4 x 2SH^2, FFN 2 x 2SHF, attention scores and
-    context 2 x 2S^2H. Masked-LM head at the P masked positions: transform 2PH^2, tied decoder 2PHV. With
-    `next_sentence`: pooler 2H^2 and next-sentence head 4H (a model without them, e.g. keras-hub's
-    BertMaskedLM, passes False).
-    """
-    L, H, F, V = config.num_hidden_layers, config.hidden_size, config.intermediate_size, config.vocab_size
-    S, P = seq_length, predictions
-    forward = L * S * (8 * H * H + 4 * H * F + 4 * S * H) + P * (2 * H * H + 2 * H * V)
-    if next_sentence:
-        forward += 2 * H * H + 4 * H
-    return 3 * forward
 
 
 def random_features(config, batch, seq_length, predictions, seed=0):

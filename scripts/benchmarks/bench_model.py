@@ -29,7 +29,6 @@ sys.path.insert(0, str(ROOT))
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from bench_common import (  # noqa: E402
-    model_flops_per_sequence,
     peak_matmul,
     random_features,
     timed_call,
@@ -84,7 +83,7 @@ def main():
         config = bert.BertConfig.from_json_file(ROOT / "configs" / "bert" / f"{size}.json")
         batch = int(batch_sizes.get(size, 8))
         repeats = args.repeats if config.num_hidden_layers < 12 else args.base_repeats
-        flops = model_flops_per_sequence(config, args.seq_length, args.predictions)
+        flops = bert.model_flops_per_sequence(config, args.seq_length, args.predictions)
         for policy in args.policies.split(","):
             for xla in (False, True):
                 step, step_args = training_step(config, policy, xla, batch, args.seq_length, args.predictions)

@@ -2,11 +2,12 @@
 
 Ours: the application's own step, as `run_pretraining.py` runs it on one CPU: `trainer.TrainStep`
 (micro-batch gradient accumulation, the all-reduce, global-norm clipping, one `lamb.LAMB` update with the
-phase config's weight-decay and layer-adaptation exclusions) inside the trainer's host loop
-(`make_host_loop`: `steps_per_loop` optimizer steps per tf.function call) under OneDeviceStrategy, on
-`bert.BertPretrainingModel` (masked-LM and next-sentence heads), reading a repeated in-memory batch
-through the trainer's input iterator. Settings: float32 / mixed_bfloat16, 1 or 2 accumulation micro-steps
-for the same global batch; `--xla=off,on` adds `runtime.jit_compile` (slower on this CPU, so off by default).
+phase config's weight-decay and layer-adaptation exclusions) inside the trainer's device loop
+(`trainer.loop.make_device_loop`: `steps_per_loop` optimizer steps per tf.function call) under
+OneDeviceStrategy, on `bert.BertPretrainingModel` (masked-LM and next-sentence heads), reading a repeated
+in-memory batch through the trainer's input iterator. Settings: float32 / mixed_bfloat16, 1 or 2
+accumulation micro-steps for the same global batch, and the whole step as one XLA program
+(`runtime.jit_compile`; with 1 micro-step unless --xla_accumulation).
 
 The peer: keras-hub's `keras_hub.models.BertMaskedLM` on a `BertBackbone` of the same size (no preprocessor,
 no download) trained with `model.fit` and `keras.optimizers.Lamb` (same learning-rate schedule, betas,
@@ -28,6 +29,15 @@ the targets (our best >= 2x the peer's best; ours >= 1.2x the peer in the same p
     python scripts/benchmarks/bench_train.py --sizes=small --repeats=8         # steadier numbers for one size
     python scripts/benchmarks/bench_train.py --sizes=tiny --xla=off,on --xla_accumulation
     python scripts/benchmarks/bench_train.py --sizes=base --batch_sizes=base=16 --accumulation=1,2,4
+
+`--host_overhead` measures instead what the device loop adds to the replica function, on 1 and on 4 logical
+CPU devices: BERT-tiny (vocabulary 4000, as the demo's), a 2-sequence micro-batch per replica, sequence
+length 64 with 10 masked positions, float32, no XLA. "Replica function alone" is a tf.function running the
+train step under `strategy.run` 10 times over (unrolled, on a batch already on the devices: no loop, no
+input); "in the loop" is the device loop at steps_per_loop 1 and 50, reading the trainer's input iterator.
+Both are timed in turns; reported: ms per optimizer step and the loop's overhead over the replica function.
+
+    python scripts/benchmarks/bench_train.py --host_overhead --repeats=7
 """
 
 import argparse
@@ -47,7 +57,6 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from bench_common import (  # noqa: E402
     block,
-    model_flops_per_sequence,
     peak_matmul,
     random_features,
     timed_call,
@@ -57,7 +66,7 @@ from bench_common import (  # noqa: E402
 import bert  # noqa: E402
 import trainer  # noqa: E402
 from trainer.inputs import DistributedInput  # noqa: E402
-from trainer.train import make_host_loop, make_optimizer  # noqa: E402
+from trainer.loop import LoopTotals, make_device_loop  # noqa: E402
 
 ROWS_MARK = "rows of one size: "  # how a size's process hands its rows to the main one
 DTYPES = {"float32": tf.float32, "mixed_bfloat16": tf.bfloat16}
@@ -80,7 +89,7 @@ def parse_args():
         default="1,2",
         help="our accumulation micro-steps per update (each divides the batch)",
     )
-    parser.add_argument("--xla", default="off", help="our runtime.jit_compile settings: off, on or off,on")
+    parser.add_argument("--xla", default="off,on", help="our runtime.jit_compile settings: off, on or off,on")
     parser.add_argument(
         "--peer_xla", default="off,on", help="the peer's jit_compile settings: off, on or off,on"
     )
@@ -97,6 +106,9 @@ def parse_args():
     parser.add_argument("--config", default="phase1.yaml", help="run config whose optimizer section is used")
     parser.add_argument("--peak_size", type=int, default=2048, help="n of the n x n x n peak matmuls")
     parser.add_argument("--no_peer", action="store_true", help="time our settings only")
+    parser.add_argument(
+        "--host_overhead", action="store_true", help="measure the device loop's overhead (see above)"
+    )
     parser.add_argument("--one_size", action="store_true", help=argparse.SUPPRESS)  # a size's own process
     return parser.parse_args()
 
@@ -122,27 +134,40 @@ class OurTraining:
         with strategy.scope():
             self.model = bert.BertPretrainingModel(bert_config, dtype=policy)
             schedule = trainer.plan_schedule(run_config.schedule, run_config.train).make_schedule()
-            self.optimizer = make_optimizer(run_config.optimizer, schedule)
+            self.optimizer = trainer.make_optimizer(run_config.optimizer, schedule)
             self.optimizer.build(self.model.trainable_variables)
             self.step = tf.Variable(
                 0, dtype=tf.int64, trainable=False, aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA
             )
+            self.totals = LoopTotals()
 
-    def candidate(self, features, accumulation, xla, steps):
-        """A zero-argument callable: `steps` optimizer steps in one host-loop call; returns its seconds."""
-        batch = int(features["input_ids"].shape[0])
-        inputs = DistributedInput(
-            self.strategy, lambda context, size: tf.data.Dataset.from_tensors(features).repeat(), batch
-        )
-        train_step = trainer.TrainStep(
+    def train_step(self, global_batch, accumulation, xla):
+        return trainer.TrainStep(
             self.model,
             self.optimizer,
-            global_batch_size=batch,
+            global_batch_size=global_batch,
             accumulation_steps=accumulation,
             clip_global_norm=self.run_config.optimizer.clip_global_norm,
             jit_compile=xla,
         )
-        return timed_call(make_host_loop(self.strategy, train_step, inputs, self.step), tf.constant(steps))
+
+    def device_loop(self, features, accumulation, xla):
+        """The trainer's device loop over a repeated batch (`features` holds one replica's rows)."""
+        replica_batch = int(features["input_ids"].shape[0])
+        inputs = DistributedInput(
+            self.strategy,
+            lambda context, size: (
+                tf.data.Dataset.from_tensors(features).repeat().unbatch().batch(size, drop_remainder=True)
+            ),
+            replica_batch,
+        )
+        global_batch = replica_batch * self.strategy.num_replicas_in_sync
+        train_step = self.train_step(global_batch, accumulation, xla)
+        return make_device_loop(self.strategy, train_step, inputs, self.step, self.totals)
+
+    def candidate(self, features, accumulation, xla, steps):
+        """A zero-argument callable: `steps` optimizer steps in one device-loop call; returns its seconds."""
+        return timed_call(self.device_loop(features, accumulation, xla), tf.constant(steps))
 
 
 class PeerTraining:
@@ -240,6 +265,9 @@ def main():
     """Each size is measured in a process of its own (its models and compiled steps freed before the next
     size starts: the base size alone peaks at about 18 GB); this process prints the combined table."""
     args = parse_args()
+    if args.host_overhead:
+        measure_host_overhead(args)
+        return
     if args.one_size:
         rows = measure_size(args)
         print(ROWS_MARK + json.dumps(rows), flush=True)
@@ -275,8 +303,10 @@ def measure_size(args):
     bert_config = bert.BertConfig.from_json_file(ROOT / "configs" / "bert" / f"{size}.json")
     repeats = args.repeats if bert_config.num_hidden_layers < 12 else args.base_repeats
     candidates = build_candidates(size, bert_config, args, run_config, strategy)
-    ours_flops = model_flops_per_sequence(bert_config, args.seq_length, args.predictions)
-    peer_flops = model_flops_per_sequence(bert_config, args.seq_length, args.predictions, next_sentence=False)
+    ours_flops = bert.model_flops_per_sequence(bert_config, args.seq_length, args.predictions)
+    peer_flops = bert.model_flops_per_sequence(
+        bert_config, args.seq_length, args.predictions, next_sentence=False
+    )
     first = candidates[0][0]
     # Sized like one of our calls (capped: a few seconds of matmuls measure the peak well enough).
     call_flops = min(ours_flops * first["batch"] * first["steps_per_call"], MAX_PEAK_FLOPS)
@@ -385,6 +415,70 @@ def print_summary(rows):
                     f"  {policy}: {describe(a)} is {ratio:.2f}x {describe(b)} "
                     f"(target {TARGET_SAME_PRECISION:.1f}x: {_verdict(ratio, TARGET_SAME_PRECISION)})"
                 )
+
+
+HOST_DEVICES = (1, 4)
+HOST_STEPS_PER_LOOP = (1, 50)
+UNROLLED = 10  # replica-function calls per timed call of the "alone" candidate
+
+
+def replica_alone(training, features, strategy):
+    """A zero-argument candidate: UNROLLED train steps under strategy.run, on batches already on the
+    devices."""
+    train_step = training.train_step(
+        int(features["input_ids"].shape[0]) * strategy.num_replicas_in_sync, 1, False
+    )
+    on_devices = strategy.experimental_distribute_values_from_function(
+        lambda context: {name: tf.identity(t) for name, t in features.items()}
+    )
+
+    @tf.function
+    def unrolled():
+        for _ in range(UNROLLED):
+            out = strategy.run(train_step, args=(on_devices,))
+        return strategy.experimental_local_results(out["gradient_norm"])[0]
+
+    return timed_call(unrolled)
+
+
+def measure_host_overhead(args):
+    """ms per step of the device loop at each steps_per_loop against the replica function alone, on 1 and 4
+    logical CPU devices, all timed in turns in this process."""
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(
+        cpu, [tf.config.LogicalDeviceConfiguration()] * max(HOST_DEVICES)
+    )
+    run_config = trainer.load_config(args.config)
+    bert_config = bert.BertConfig.from_json_file(ROOT / "configs" / "bert" / "tiny.json")
+    bert_config = bert.BertConfig(**{**bert_config.to_dict(), "vocab_size": 4000})
+    features = random_features(bert_config, 2, 64, 10)
+    # (devices, steps_per_loop or None for the replica function alone, steps per call, candidate)
+    candidates = []
+    for devices in HOST_DEVICES:
+        strategy = (
+            tf.distribute.OneDeviceStrategy("/cpu:0")
+            if devices == 1
+            else tf.distribute.MirroredStrategy(
+                [f"/cpu:{i}" for i in range(devices)], cross_device_ops=tf.distribute.ReductionToOneDevice()
+            )
+        )
+        training = OurTraining(bert_config, "float32", run_config, strategy)
+        candidates.append((devices, None, UNROLLED, replica_alone(training, features, strategy)))
+        loop = training.device_loop(features, 1, False)
+        for steps in HOST_STEPS_PER_LOOP:
+            candidates.append((devices, steps, steps, timed_call(loop, tf.constant(steps))))
+    print(f"TF {tf.__version__}, {os.cpu_count()} CPUs; warming up", flush=True)
+    best = timed_in_turns([c[-1] for c in candidates], args.repeats, warmup=1)
+    per_step = {(c[0], c[1]): seconds / c[2] for c, seconds in zip(candidates, best, strict=True)}
+    print("| devices | what | ms / step | seq/s | loop overhead |")
+    print("|---|---|---|---|---|")
+    for devices in HOST_DEVICES:
+        alone = per_step[(devices, None)]
+        for steps in (None, *HOST_STEPS_PER_LOOP):
+            seconds = per_step[(devices, steps)]
+            what = "replica function alone" if steps is None else f"device loop, steps_per_loop {steps}"
+            overhead = "-" if steps is None else f"{seconds / alone - 1:+.1%}"
+            print(f"| {devices} | {what} | {seconds * 1e3:.2f} | {2 * devices / seconds:.0f} | {overhead} |")
 
 
 def _verdict(ratio, target):

@@ -66,7 +66,7 @@ import trainer  # noqa: E402
 from data.corpus import DocumentList, embedded_corpus  # noqa: E402
 from data.create_pretraining_data import CreationConfig, create_pretraining_data  # noqa: E402
 from scripts.experiments.experiment_common import batch_list, positive, write_atomically  # noqa: E402
-from trainer.train import SUMMARY_DIR_NAME  # noqa: E402
+from trainer.controller import SUMMARY_DIR_NAME  # noqa: E402
 
 OPTIMIZERS = ("lamb", "adamw")
 OPTIMIZER_TITLES = {"lamb": "LAMB", "adamw": "AdamW"}

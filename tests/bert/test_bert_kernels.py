@@ -119,3 +119,21 @@ def test_dropout_draws_a_new_mask_every_call_and_repeats_for_the_same_seed():
     again = masks(seed=7, calls=2)
     np.testing.assert_array_equal(again[0], first)
     np.testing.assert_array_equal(again[1], second)
+
+
+def op_types_of_gelu_placed_on(device):
+    @tf.function
+    def placed(x):
+        with tf.device(device):
+            return bert.gelu(tf.identity(x))
+
+    graph = placed.get_concrete_function(tf.TensorSpec([4], tf.float32)).graph
+    return {op.type for op in graph.get_operations()}
+
+
+def test_the_fused_kernel_is_a_cpu_trick_and_plain_ops_elsewhere():
+    # Traced only: the graph records the requested device, no GPU is needed to build it.
+    assert {"PartitionedCall", "StatefulPartitionedCall"} & op_types_of_gelu_placed_on("/device:CPU:0")
+    on_gpu = op_types_of_gelu_placed_on("/device:GPU:0")
+    assert not {"PartitionedCall", "StatefulPartitionedCall"} & on_gpu
+    assert "Tanh" in on_gpu

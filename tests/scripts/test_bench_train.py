@@ -27,6 +27,7 @@ def test_minimal_run_prints_the_table_and_the_ratios():
         "--predictions=4",
         "--policies=float32",
         "--accumulation=1,2",
+        "--xla=off",
         "--peer_xla=off",
         "--repeats=1",
         "--peak_size=256",

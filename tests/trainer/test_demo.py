@@ -17,7 +17,7 @@ from tiny_setup import write_tiny_bert_config
 import data
 import trainer
 from data.create_pretraining_data import CreationConfig, create_pretraining_data, parse_command_line
-from trainer.evaluate import majority_baseline
+from trainer.evaluation import majority_baseline
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 

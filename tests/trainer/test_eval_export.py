@@ -23,7 +23,7 @@ import bert
 import data
 import trainer
 from trainer.checkpoints import MODEL_KEY, model_variables
-from trainer.evaluate import Evaluator
+from trainer.evaluation import Evaluator
 from trainer.model import load_bert_config
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]

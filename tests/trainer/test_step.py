@@ -13,7 +13,8 @@ import tensorflow as tf
 
 import bert
 from trainer.inputs import DistributedInput
-from trainer.step import TrainStep, split_micro_batches, use_reduced_gradients
+from trainer.keras_private import use_reduced_gradients
+from trainer.step import TrainStep, split_micro_batches
 
 VOCAB, SEQ, PREDICTIONS, GLOBAL_BATCH = 40, 12, 3, 8
 CONFIG = bert.BertConfig(
@@ -109,7 +110,7 @@ def train_one_step(strategy, micro_batch, batch, initial_weights, learning_rate,
 
     @tf.function
     def run():
-        out = strategy.run(step, args=(inputs.next(),))
+        out = strategy.run(lambda host_batch: step(inputs.replica_rows(host_batch)), args=(inputs.next(),))
         return strategy.experimental_local_results(out["gradient_norm"])[0]
 
     return [v.numpy() for v in model.trainable_variables], float(run()), model, optimizer

@@ -1,15 +1,16 @@
 """The pretraining run: from a Config to a trained, checkpointed and exported BERT.
 
 strategy ─► plan (accumulation, schedule) ─► in the strategy scope: model, LAMB or AdamW (built), step
-         ─► per-host input iterators ─► resume (or init_checkpoint) ─► host loop:
-                steps_per_loop optimizer steps per tf.function call, then the checks (non-finite values,
-                preemption), logs / summaries / checkpoints
-         ─► final checkpoint ─► export (Google BERT format)
+         ─► per-host input iterators ─► resume (or init_checkpoint) ─► the controller (trainer/controller.py)
+            calls the device loop (trainer/loop.py: steps_per_loop optimizer steps per call) and runs the
+            periodic actions between calls
+         ─► final checkpoint ─► export (Google BERT format, Hugging Face directory), held-out evaluation
 
 Nothing is written to model_dir before the config, the data and init_checkpoint have passed their checks.
 """
 
 import dataclasses
+import gc
 import os
 
 import keras
@@ -21,30 +22,21 @@ import data
 from trainer import config as config_lib
 from trainer import typed_yaml
 from trainer.checkpoints import Checkpoints, load_init_checkpoint
-from trainer.errors import ConfigError, NonFiniteError, OutOfMemoryError, out_of_memory_message
-from trainer.evaluate import evaluate
+from trainer.controller import SUMMARY_DIR_NAME, TrainResult, run_loop
+from trainer.errors import ConfigError
+from trainer.evaluation import evaluate
 from trainer.export import export_run_model
 from trainer.inputs import DistributedInput
+from trainer.loop import LoopTotals, make_device_loop
 from trainer.model import load_bert_config
-from trainer.optimizers import log_optimizer, loss_scale, make_optimizer, trust_ratios
+from trainer.optimizers import log_optimizer, make_optimizer
 from trainer.plan import BatchPlan, SchedulePlan, plan_batches, plan_schedule
 from trainer.preemption import watch_preemption
 from trainer.step import TrainStep
 from trainer.strategy import is_chief, strategy_for
-from trainer.summaries import IntervalMetrics, Summaries, progress_line
+from trainer.summaries import Throughput, log_peak_flops, peak_flops
 
-SUMMARY_DIR_NAME = "train"
-
-
-@dataclasses.dataclass
-class TrainResult:
-    step: int  # optimizer steps done when the run ended
-    metrics: dict  # of the last logging interval ({} if this run did no step)
-    checkpoint: str | None  # the last checkpoint in model_dir
-    export_dir: str | None
-    eval_metrics: dict | None = None  # held-out metrics at the end, when data.eval_files is set
-    skipped_steps: int = 0  # steps a LossScaleOptimizer skipped in this run (non-finite gradients)
-    start_step: int = 0  # the step this run started (or resumed) from
+__all__ = ["SUMMARY_DIR_NAME", "TrainResult", "Training", "build_training", "make_dataset_fn", "train"]
 
 
 def make_dataset_fn(config, vocab_size, data_files):
@@ -112,57 +104,6 @@ def dynamic_masking_config(data_config):
     return config
 
 
-# The smallest dynamic loss scale a run accepts: below it the gradients are not finite even unscaled.
-MIN_LOSS_SCALE = 1.0
-
-
-def make_host_loop(strategy, train_step, inputs, step):
-    """A tf.function running `num_steps` optimizer steps. Returns the sums over the applied steps
-    ({"sums": dict of bert.SUM_KEYS, "gradient_norm_sum"}), "applied" (how many updates were applied:
-    fewer than num_steps when a LossScaleOptimizer skipped some) and "first_non_finite" (the step number of
-    the first applied step whose loss or gradient norm was not finite; 0 when none was).
-
-    `step` counts the applied updates, so it always equals the optimizer's iteration count.
-    """
-
-    def replica_step(batch):
-        out = train_step(batch)
-        sums = tf.stack([out["sums"][name] for name in bert.SUM_KEYS])  # [len(SUM_KEYS)]: one reduction
-        return sums, out["gradient_norm"], out["applied"]
-
-    def first_local(value):
-        # The norm and the skip decision come from the all-reduced gradient: equal on every replica.
-        return strategy.experimental_local_results(value)[0]
-
-    @tf.function
-    def host_loop(num_steps):
-        sums = tf.zeros([len(bert.SUM_KEYS)])
-        gradient_norm_sum = tf.constant(0.0)
-        applied_count = tf.constant(0, tf.int64)
-        first_non_finite = tf.constant(0, tf.int64)
-        for _ in tf.range(num_steps):
-            replica_sums, gradient_norm, applied = strategy.run(replica_step, args=(inputs.next(),))
-            step_sums = strategy.reduce(tf.distribute.ReduceOp.SUM, replica_sums, axis=None)
-            gradient_norm, applied = first_local(gradient_norm), first_local(applied) > 0.0
-            step.assign_add(tf.cast(applied, tf.int64))
-            loss = bert.pretraining_loss(dict(zip(bert.SUM_KEYS, tf.unstack(step_sums), strict=True)))
-            finite = tf.math.is_finite(loss) & tf.math.is_finite(gradient_norm)
-            first_non_finite = tf.where(
-                (first_non_finite == 0) & applied & ~finite, step.read_value(), first_non_finite
-            )
-            sums += tf.where(applied, step_sums, 0.0)
-            gradient_norm_sum += tf.where(applied, gradient_norm, 0.0)
-            applied_count += tf.cast(applied, tf.int64)
-        return {
-            "sums": dict(zip(bert.SUM_KEYS, tf.unstack(sums), strict=True)),
-            "gradient_norm_sum": gradient_norm_sum,
-            "applied": applied_count,
-            "first_non_finite": first_non_finite,
-        }
-
-    return host_loop
-
-
 def write_config(config, model_dir):
     """Writes the resolved config to model_dir/config.yaml (atomically), warning about changed keys."""
     path = os.path.join(model_dir, config_lib.CONFIG_FILE_NAME)
@@ -199,6 +140,7 @@ class Training:
     optimizer: keras.optimizers.Optimizer  # LAMB or AdamW (in a LossScaleOptimizer under mixed_float16)
     learning_rate: keras.optimizers.schedules.LearningRateSchedule
     step: tf.Variable  # optimizer updates applied; checkpointed with the model and the optimizer
+    totals: LoopTotals  # the device loop's running totals
     data_files: data.DataFiles | None  # the checked training files; None with a custom dataset_fn
 
 
@@ -216,6 +158,7 @@ def train(config, strategy=None, dataset_fn=None):
     if strategy is None:
         strategy = strategy_for(config)
     training = build_training(config, strategy, check_files=dataset_fn is None)
+    jit_compile = compiles_the_step(strategy, config.runtime.jit_compile)
     vocab_size = training.model.config.vocab_size
     try:
         inputs = DistributedInput(
@@ -245,20 +188,63 @@ def train(config, strategy=None, dataset_fn=None):
         global_batch_size=training.batches.global_batch_size,
         accumulation_steps=training.batches.accumulation_steps,
         clip_global_norm=config.optimizer.clip_global_norm,
-        jit_compile=config.runtime.jit_compile,
+        jit_compile=jit_compile,
     )
-    host_loop = make_host_loop(strategy, train_step, inputs, training.step)
-    with watch_preemption(strategy, checkpoints.save) as watch:
-        result = run_loop(training, host_loop, checkpoints, watch)
-        watch.stop_if_requested(result.step)  # a notice during the last steps: no export, no eval
+    device_loop = make_device_loop(strategy, train_step, inputs, training.step, training.totals)
+    throughput = make_throughput(training)
+    try:
+        with watch_preemption(strategy, checkpoints.save) as watch:
+            result = run_loop(training, device_loop, checkpoints, watch, throughput)
+            watch.stop_if_requested(result.step)  # a notice during the last steps: no export, no eval
+    finally:
+        # The loop's graph holds the input iterators; freed later, during interpreter shutdown, a tf.data
+        # iterator can wait forever for its threads (tensorflow/tensorflow#21277). Free them now.
+        del device_loop
+        inputs.free()
+        gc.collect()
     if training.chief:
         finish(training, result)
     return result
 
 
+def compiles_the_step(strategy, jit_compile):
+    """Whether TrainStep wraps the replica step in one XLA function (runtime.jit_compile).
+
+    Under TPUStrategy the replica function is one XLA program anyway. With several replicas on CPUs,
+    MirroredStrategy synchronises them with `merge_call`, which TensorFlow cannot trace inside a nested
+    (XLA) function (it can on GPUs, where the all-reduce becomes an XLA collective): refused.
+    """
+    if not jit_compile:
+        return False
+    if isinstance(strategy, tf.distribute.TPUStrategy):
+        logging.info("runtime.jit_compile: on TPUs the whole replica step is one XLA program in any case")
+        return False
+    kinds = {tf.DeviceSpec.from_string(d).device_type for d in strategy.extended.worker_devices}
+    if strategy.num_replicas_in_sync > 1 and kinds != {"GPU"}:
+        raise ConfigError(
+            f"runtime.jit_compile: the whole step compiles with XLA on one device, on GPUs and on TPUs, not "
+            f"over {strategy.num_replicas_in_sync} {'/'.join(sorted(kinds))} replicas (their all-reduce "
+            "cannot be compiled); set it to false"
+        )
+    logging.info("runtime.jit_compile: the whole replica step is one XLA program")
+    return True
+
+
+def make_throughput(training):
+    """tokens/s and model FLOP utilisation of the run's model and devices (logged once)."""
+    data_config = training.config.data
+    flops = bert.model_flops_per_sequence(
+        training.model.config, data_config.max_seq_length, data_config.max_predictions_per_seq
+    )
+    peak, how = peak_flops(training.strategy)
+    logging.info("model FLOPs per sequence (forward + backward matmuls): %.4g", flops)
+    log_peak_flops(peak, how)
+    return Throughput(data_config.max_seq_length, flops, peak)
+
+
 def build_training(config, strategy, check_files=True):
-    """Logs the config, plans batches and schedule, checks the data, builds the model,
-    the optimizer (built) and the step counter in the strategy's scope."""
+    """Logs the config, plans batches and schedule, checks the data, builds the model, the optimizer (built),
+    the step counter and the loop's totals in the strategy's scope."""
     chief = is_chief(strategy)
     logging.info("config:\n  %s", "\n  ".join(typed_yaml.format_config(config)))
 
@@ -296,98 +282,10 @@ def build_training(config, strategy, check_files=True):
             name="step",
             aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
         )
+        totals = LoopTotals()
     log_optimizer(config.optimizer, optimizer, model.trainable_variables)
     return Training(
-        config, strategy, chief, batches, schedule, model, optimizer, learning_rate, step, data_files
-    )
-
-
-def crossed(previous, current, every):
-    """True when a multiple of `every` lies in (previous, current]."""
-    return current // every > previous // every
-
-
-def run_host_loop(training, host_loop, num_steps, watch, step):
-    """One host-loop call, with errors of the input turned into messages naming the data."""
-    try:
-        return watch.run(host_loop, tf.constant(num_steps), step=step)
-    except tf.errors.DataLossError as e:
-        files = training.data_files.files if training.data_files else []
-        raise data.DataConfigError(data.damaged_record_message(e, files)) from None
-    except tf.errors.ResourceExhaustedError:
-        raise OutOfMemoryError(out_of_memory_message(training.batches)) from None
-    except tf.errors.InvalidArgumentError as e:
-        message = data.token_id_error(e, training.model.config.vocab_size)
-        if message is None:
-            raise
-        raise data.DataConfigError(message) from None
-
-
-def check_finite(training, out, checkpoints, scale):
-    """Stops the run, saving nothing, when an applied step's loss or gradient norm was not finite, or when
-    the loss scale fell below MIN_LOSS_SCALE."""
-    bad_step = int(out["first_non_finite"])
-    if bad_step == 0 and (scale is None or scale >= MIN_LOSS_SCALE):
-        return
-    last = checkpoints.latest()
-    kept = f"the last checkpoint ({last}) is intact" if last else "no checkpoint was written"
-    if bad_step:
-        raise NonFiniteError(
-            f"training diverged at step {bad_step}: the loss or the gradient norm is not finite; stopped "
-            f"without saving, {kept}; lower schedule.peak_learning_rate or check the data"
-        )
-    raise NonFiniteError(
-        f"training diverged: the loss scale fell to {scale:g} (the gradients are not finite even unscaled); "
-        f"stopped without saving, {kept}; lower schedule.peak_learning_rate or check the data"
-    )
-
-
-def run_loop(training, host_loop, checkpoints, watch):
-    """Calls the host loop until the last step, with logs, summaries and checkpoints at their intervals."""
-    train_config, global_batch = training.config.train, training.batches.global_batch_size
-    train_steps = training.schedule.train_steps
-    summaries = Summaries(os.path.join(training.config.runtime.model_dir, SUMMARY_DIR_NAME), training.chief)
-    current = start_step = int(training.step.numpy())
-    logging.info("training from step %d to step %d", current, train_steps)
-    log_interval, summary_interval = IntervalMetrics(), IntervalMetrics()
-    metrics, last_checkpoint, skipped = {}, checkpoints.latest(), 0
-    while current < train_steps:
-        num_steps = min(train_config.steps_per_loop, train_steps - current)
-        out = run_host_loop(training, host_loop, num_steps, watch, current)
-        previous, current = current, int(training.step.numpy())
-        scale = loss_scale(training.optimizer)
-        check_finite(training, out, checkpoints, scale)
-        applied = int(out["applied"])
-        skipped += num_steps - applied
-        log_interval.add(out["sums"], out["gradient_norm_sum"], applied, num_steps)
-        summary_interval.add(out["sums"], out["gradient_norm_sum"], applied, num_steps)
-        rate = float(training.learning_rate(current - 1))  # the rate of the last update (steps count from 0)
-        finished = current >= train_steps
-        if crossed(previous, current, train_config.log_every_steps) or finished:
-            metrics = log_interval.result(global_batch)
-            logging.info("%s", progress_line(current, train_steps, metrics, rate, scale))
-            log_interval.reset()
-        if crossed(previous, current, train_config.summary_every_steps) or finished:
-            values = {**summary_interval.result(global_batch), "learning_rate": rate}
-            if scale is not None:
-                values["loss_scale"] = scale
-            summaries.scalars(current, values)
-            summaries.trust_ratios(
-                current, trust_ratios(training.optimizer, training.model.trainable_variables)
-            )
-            summaries.flush()
-            summary_interval.reset()
-        if crossed(previous, current, train_config.checkpoint_every_steps) or finished:
-            last_checkpoint = checkpoints.save()
-    if skipped:
-        logging.warning("%d step(s) skipped by the loss scaling (non-finite gradients) in this run", skipped)
-    return TrainResult(
-        step=current,
-        metrics=metrics,
-        checkpoint=last_checkpoint,
-        export_dir=None,
-        skipped_steps=skipped,
-        start_step=start_step,
+        config, strategy, chief, batches, schedule, model, optimizer, learning_rate, step, totals, data_files
     )
 
 

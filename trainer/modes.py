@@ -3,11 +3,11 @@
 import bert
 from trainer.checkpoints import restore_model
 from trainer.errors import ConfigError, UserError
-from trainer.evaluate import evaluate, follow_checkpoints
+from trainer.evaluation import evaluate, follow_checkpoints
 from trainer.export import export_run_model
 from trainer.model import load_bert_config
+from trainer.pretraining import train
 from trainer.strategy import strategy_for
-from trainer.train import train
 
 MODES = ("train", "eval", "export")
 

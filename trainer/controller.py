@@ -1,0 +1,168 @@
+"""The controller: calls the device loop (trainer/loop.py) until the last step, and between two calls runs
+the periodic actions.
+
+    until the last step:
+        preemption check                 a SIGTERM came: save, stop (trainer/preemption.py)
+        run the device loop              up to train.steps_per_loop optimizer steps
+        NaN guard                        a non-finite loss or gradient norm: stop, saving nothing
+        progress line                    every train.log_every_steps
+        TensorBoard summaries            every train.summary_every_steps
+        checkpoint                       every train.checkpoint_every_steps and at the end
+
+The held-out evaluation and the export run once, after the last step (trainer/pretraining.py).
+"""
+
+import dataclasses
+import os
+
+import tensorflow as tf
+from absl import logging
+
+import data
+from trainer.errors import NonFiniteError, OutOfMemoryError, out_of_memory_message
+from trainer.optimizers import loss_scale, trust_ratios
+from trainer.summaries import IntervalMetrics, Summaries, progress_line
+
+SUMMARY_DIR_NAME = "train"
+
+# The smallest dynamic loss scale a run accepts: below it the gradients are not finite even unscaled.
+MIN_LOSS_SCALE = 1.0
+
+
+@dataclasses.dataclass
+class TrainResult:
+    step: int  # optimizer steps done when the run ended
+    metrics: dict  # of the last logging interval ({} if this run did no step)
+    checkpoint: str | None  # the last checkpoint in model_dir
+    export_dir: str | None
+    eval_metrics: dict | None = None  # held-out metrics at the end, when data.eval_files is set
+    skipped_steps: int = 0  # steps a LossScaleOptimizer skipped in this run (non-finite gradients)
+    start_step: int = 0  # the step this run started (or resumed) from
+
+
+def crossed(previous, current, every):
+    """True when a multiple of `every` lies in (previous, current]."""
+    return current // every > previous // every
+
+
+def run_loop(training, device_loop, checkpoints, watch, throughput):
+    """Calls `device_loop` until the last step, with the periodic actions (see the module docstring);
+    `throughput` (a summaries.Throughput) turns sequences/s into tokens/s and model FLOP utilisation."""
+    controller = Controller(training, device_loop, checkpoints, watch, throughput)
+    logging.info("training from step %d to step %d", controller.current, controller.train_steps)
+    while controller.current < controller.train_steps:
+        controller.run_device_loop()
+        controller.nan_guard()
+        if controller.due(training.config.train.log_every_steps):
+            controller.log_progress()
+        if controller.due(training.config.train.summary_every_steps):
+            controller.write_summaries()
+        if controller.due(training.config.train.checkpoint_every_steps):
+            controller.save_checkpoint()
+    return controller.result()
+
+
+class Controller:
+    """The state between device-loop calls, and the named actions of `run_loop`."""
+
+    def __init__(self, training, device_loop, checkpoints, watch, throughput):
+        self.training, self.device_loop, self.throughput = training, device_loop, throughput
+        self.checkpoints, self.watch = checkpoints, watch
+        self.train_steps = training.schedule.train_steps
+        self.start_step = self.previous = self.current = int(training.step.numpy())
+        self.log_interval, self.summary_interval = IntervalMetrics(), IntervalMetrics()
+        self.metrics, self.last_checkpoint, self.skipped = {}, checkpoints.latest(), 0
+        self.summaries = Summaries(
+            os.path.join(training.config.runtime.model_dir, SUMMARY_DIR_NAME), training.chief
+        )
+        self.out, self.scale = None, None
+
+    def run_device_loop(self):
+        """One call of at most train.steps_per_loop steps (the preemption check comes first)."""
+        num_steps = min(self.training.config.train.steps_per_loop, self.train_steps - self.current)
+        self.out = self.call_with_data_errors(num_steps)
+        self.previous, self.current = self.current, int(self.training.step.numpy())
+        self.scale = loss_scale(self.training.optimizer)
+        applied = int(self.out["applied"])
+        self.skipped += num_steps - applied
+        for interval in (self.log_interval, self.summary_interval):
+            interval.add(self.out["sums"], self.out["gradient_norm_sum"], applied, num_steps)
+
+    def call_with_data_errors(self, num_steps):
+        """The device loop, with errors of the input turned into messages naming the data, and running out of
+        device memory into one naming the micro-batch."""
+        training = self.training
+        try:
+            return self.watch.run(self.device_loop, tf.constant(num_steps), step=self.current)
+        except tf.errors.DataLossError as e:
+            files = training.data_files.files if training.data_files else []
+            raise data.DataConfigError(data.damaged_record_message(e, files)) from None
+        except tf.errors.ResourceExhaustedError:
+            raise OutOfMemoryError(out_of_memory_message(training.batches)) from None
+        except tf.errors.InvalidArgumentError as e:
+            message = data.token_id_error(e, training.model.config.vocab_size)
+            if message is None:
+                raise
+            raise data.DataConfigError(message) from None
+
+    def nan_guard(self):
+        """Stops the run, saving nothing, when an applied step's loss or gradient norm was not finite, or
+        when the loss scale fell below MIN_LOSS_SCALE."""
+        bad_step, scale = int(self.out["first_non_finite"]), self.scale
+        if bad_step == 0 and (scale is None or scale >= MIN_LOSS_SCALE):
+            return
+        last = self.checkpoints.latest()
+        kept = f"the last checkpoint ({last}) is intact" if last else "no checkpoint was written"
+        if bad_step:
+            raise NonFiniteError(
+                f"training diverged at step {bad_step}: the loss or the gradient norm is not finite; stopped "
+                f"without saving, {kept}; lower schedule.peak_learning_rate or check the data"
+            )
+        raise NonFiniteError(
+            f"training diverged: the loss scale fell to {scale:g} (the gradients are not finite even "
+            f"unscaled); stopped without saving, {kept}; lower schedule.peak_learning_rate or check the data"
+        )
+
+    def due(self, every):
+        """True when the last call crossed a multiple of `every`, or reached the last step."""
+        return crossed(self.previous, self.current, every) or self.current >= self.train_steps
+
+    def learning_rate(self):
+        return float(self.training.learning_rate(self.current - 1))  # of the last update (steps count from 0)
+
+    def interval_metrics(self, interval):
+        return self.throughput.add_to(interval.result(self.training.batches.global_batch_size))
+
+    def log_progress(self):
+        self.metrics = self.interval_metrics(self.log_interval)
+        line = progress_line(self.current, self.train_steps, self.metrics, self.learning_rate(), self.scale)
+        logging.info("%s", line)
+        self.log_interval.reset()
+
+    def write_summaries(self):
+        values = self.interval_metrics(self.summary_interval)
+        values["learning_rate"] = self.learning_rate()
+        if self.scale is not None:
+            values["loss_scale"] = self.scale
+        self.summaries.scalars(self.current, values)
+        ratios = trust_ratios(self.training.optimizer, self.training.model.trainable_variables)
+        self.summaries.trust_ratios(self.current, ratios)
+        self.summaries.flush()
+        self.summary_interval.reset()
+
+    def save_checkpoint(self):
+        self.last_checkpoint = self.checkpoints.save()
+
+    def result(self):
+        if self.skipped:
+            logging.warning(
+                "%d step(s) skipped by the loss scaling (non-finite gradients) in this run", self.skipped
+            )
+        return TrainResult(
+            step=self.current,
+            metrics=self.metrics,
+            checkpoint=self.last_checkpoint,
+            export_dir=None,
+            skipped_steps=self.skipped,
+            start_step=self.start_step,
+        )
