@@ -6,7 +6,6 @@ published recipes give it), train, runtime (the pretraining keys: strategy, mixe
 """
 
 import dataclasses
-import pathlib
 from typing import Literal
 
 from finetune.classification import TASKS as CLASSIFICATION_TASKS
@@ -15,16 +14,11 @@ from trainer.config import CONFIG_DIR, OPTIMIZERS, OptimizerConfig, RuntimeConfi
 from trainer.errors import ConfigError
 from trainer.typed_yaml import (
     REQUIRED,
-    apply_override,
     at_least,
-    build,
     greater_than,
     in_unit_interval,
     key,
     not_empty,
-    parse_override,
-    parse_yaml,
-    short_repr,
 )
 
 FINETUNE_CONFIG_DIR = CONFIG_DIR / "finetune"
@@ -123,39 +117,11 @@ class FinetuneConfig:
     runtime: RuntimeConfig = key(RuntimeConfig, "where and how the run executes (as for pretraining)")
 
 
-def resolve_config_path(name):
-    """`name` as a path, or a file name in configs/finetune/ (`mrpc.yaml`, also `mrpc`)."""
-    path = pathlib.Path(name)
-    if path.is_file():
-        return path
-    if path.parent == pathlib.Path("."):
-        for candidate in (FINETUNE_CONFIG_DIR / name, FINETUNE_CONFIG_DIR / f"{name}.yaml"):
-            if candidate.is_file():
-                return candidate
-    raise ConfigError(
-        f"--config: no config file {name!r} (looked for it as a path and in {FINETUNE_CONFIG_DIR})"
-    )
-
-
-def load_config(name_or_path, overrides=()):
-    """Loads a fine-tuning YAML config, applies `--set` overrides, checks it all (ConfigError names
-    the key)."""
-    path = resolve_config_path(name_or_path)
-    values = parse_yaml(path.read_text(), str(path)) or {}
-    if not isinstance(values, dict):
-        raise ConfigError(f"{path}: expected a mapping of sections, got {short_repr(values)}")
-    try:
-        parsed = [parse_override(FinetuneConfig, text) for text in overrides]
-    except ConfigError as e:
-        raise ConfigError(f"--set: {e}") from None
-    for name, value in parsed:
-        apply_override(values, name, value)
-    try:
-        config = build(FinetuneConfig, values)
-        validate(config)
-    except ConfigError as e:
-        overridden = any(str(e).startswith((f"{name}:", f"{name}.", f"{name}[")) for name, _ in parsed)
-        raise ConfigError(f"{'--set' if overridden else path}: {e}") from None
+def load_config(names_or_paths, overrides=()):
+    """Loads one fine-tuning YAML config or a list of them (paths or names in configs/finetune/), each later
+    file overriding the keys it names, then the `--set` overrides; checks it all (ConfigError names the key
+    and the file that set it)."""
+    config, _ = typed_yaml.load(FinetuneConfig, names_or_paths, overrides, FINETUNE_CONFIG_DIR, validate)
     return config
 
 

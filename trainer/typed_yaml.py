@@ -12,6 +12,7 @@ Nothing here knows an application's sections: trainer/config.py holds the pretra
 import dataclasses
 import difflib
 import math
+import pathlib
 import re
 import types
 import typing
@@ -309,6 +310,95 @@ def apply_override(values, path, value):
             node[part] = child
         node = child
     node[parts[-1]] = value
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Loading files
+
+
+def resolve_config_path(name, config_dir):
+    """`name` as a path, or a relative name looked up in `config_dir` (`phase1.yaml`, `phase1`,
+    `hardware/tpu-v3-1024.yaml`)."""
+    path = pathlib.Path(name)
+    if path.is_file():
+        return path
+    if not path.is_absolute():
+        for candidate in (config_dir / name, config_dir / f"{name}.yaml"):
+            if candidate.is_file():
+                return candidate
+    raise ConfigError(f"--config: no config file {name!r} (looked for it as a path and in {config_dir})")
+
+
+def read_config_file(path):
+    """The mapping of sections in the YAML file `path` ({} when it is empty)."""
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(
+            f"{path}: not a text file (byte {e.start} is not UTF-8); expected a YAML config"
+        ) from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot be read ({e.strerror})") from None
+    values = parse_yaml(text, str(path))
+    if values is None:
+        return {}
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections, got {short_repr(values)}")
+    return values
+
+
+def merge_layer(values, layer, source, sources, prefix=""):
+    """Lays the mapping `layer` over `values`: a key it names replaces the earlier value (a nested mapping
+    is merged key by key, a list is replaced whole). `sources[key]` records the file that set each key."""
+    for name, value in layer.items():
+        path = join(prefix, str(name))
+        if isinstance(value, dict):
+            if not isinstance(values.get(name), dict):
+                values[name] = {}
+            merge_layer(values[name], value, source, sources, path)
+        else:
+            values[name] = value
+        sources[path] = source
+
+
+def load(schema, names_or_paths, overrides, config_dir, validate=None):
+    """Loads dataclass `schema` from one YAML file or a list of them (paths or names in `config_dir`), each
+    later file overriding the keys it names, then the `section.key=value` overrides; `validate(config)`
+    checks between keys. Returns (config, sources): sources[key] is the file (or "--set") that set the key.
+    A ConfigError names that source and the key."""
+    if isinstance(names_or_paths, (str, pathlib.PurePath)):
+        names_or_paths = [names_or_paths]
+    if not names_or_paths:
+        raise ConfigError("--config: no config file given")
+    values, sources = {}, {}
+    paths = [resolve_config_path(name, config_dir) for name in names_or_paths]
+    for path in paths:
+        merge_layer(values, read_config_file(path), str(path), sources)
+    try:
+        parsed = [parse_override(schema, text) for text in overrides]
+    except ConfigError as e:
+        raise ConfigError(f"--set: {e}") from None
+    for name, value in parsed:
+        apply_override(values, name, value)
+        sources[name] = "--set"
+    try:
+        config = build(schema, values)
+        if validate is not None:
+            validate(config)
+    except ConfigError as e:
+        raise ConfigError(f"{source_of_error(str(e), sources, paths)}: {e}") from None
+    return config, sources
+
+
+def source_of_error(message, sources, paths):
+    """Which file (or --set) set the key that `message` names ("train.seed: expected ..."); all the files
+    when no one of them did (a missing key)."""
+    name = message.split(":", 1)[0].split("[", 1)[0]
+    while name:
+        if name in sources:
+            return sources[name]
+        name = name.rpartition(".")[0]
+    return " + ".join(str(path) for path in paths)
 
 
 # ---------------------------------------------------------------------------------------------------------
