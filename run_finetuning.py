@@ -36,8 +36,11 @@ def _keys_help():
     return "\n".join(lines)
 
 
-flags.DEFINE_string(
-    "config", None, "YAML config: a path, or a file name in configs/finetune/ (mrpc.yaml, ...)"
+flags.DEFINE_multi_string(
+    "config",
+    [],
+    "YAML config: a path, or a file name in configs/finetune/ (mrpc.yaml, ...); repeatable: each later "
+    "file overrides the keys it sets",
 )
 flags.DEFINE_multi_string("set", [], _keys_help())
 flags.DEFINE_string(

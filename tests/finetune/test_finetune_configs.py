@@ -19,3 +19,11 @@ def test_every_shipped_config_loads_with_the_published_recipe(name):
         assert (config.train.batch_size, config.schedule.epochs) == (32, 3)
         expected = 5e-5 if name == "squad_v1.1" else 2e-5
         assert config.schedule.peak_learning_rate == expected
+
+
+def test_a_later_config_file_overrides_the_keys_it_sets(tmp_path):
+    overlay = tmp_path / "overlay.yaml"
+    overlay.write_text("train:\n  batch_size: 8\noptimizer:\n  name: lamb\n")
+    config = finetune.load_config(["mrpc.yaml", str(overlay)], ["model.init_checkpoint=some/export"])
+    assert (config.train.batch_size, config.optimizer.name) == (8, "lamb")  # the overlay's
+    assert config.schedule.peak_learning_rate == 2e-5  # mrpc.yaml's, untouched
