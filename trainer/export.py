@@ -49,7 +49,8 @@ def find_vocab_file(vocab_file, train_files):
 
 
 def find_do_lower_case(train_files):
-    """Whether the training data was lower-cased (its meta.json); True, Google's default, when unknown."""
+    """Whether the training data (a list of patterns) was lower-cased, as the meta.json of the first says;
+    True, Google's default, when unknown."""
     meta = data.read_meta(train_files[0]) or {}
     value = meta.get("do_lower_case", meta.get("settings", {}).get("do_lower_case"))
     if value is None:

@@ -116,9 +116,9 @@ def test_config_json_has_every_field_with_transformers_activation_names(tmp_path
 
 def test_do_lower_case_comes_from_the_data_meta_json(tmp_path):
     (tmp_path / "meta.json").write_text(json.dumps({"settings": {"do_lower_case": False}}))
-    assert find_do_lower_case(str(tmp_path / "pretraining-*.tfrecord")) is False
+    assert find_do_lower_case([str(tmp_path / "pretraining-*.tfrecord")]) is False
     (tmp_path / "meta.json").write_text(json.dumps({"settings": {"do_lower_case": True}}))
-    assert find_do_lower_case(str(tmp_path / "pretraining-*.tfrecord")) is True
+    assert find_do_lower_case([str(tmp_path / "pretraining-*.tfrecord")]) is True
 
 
 def test_the_export_log_says_what_was_written(tmp_path, caplog):
