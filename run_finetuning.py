@@ -26,15 +26,7 @@ from absl import app, flags  # noqa: E402
 import finetune  # noqa: E402
 import trainer  # noqa: E402
 from finetune import config as config_lib  # noqa: E402
-from finetune.progress import show_progress_only  # noqa: E402
-
-
-def _keys_help():
-    lines = ["override one config key, typed by the schema (repeatable): --set section.key=value. Keys:"]
-    for name, form, default, help in config_lib.key_table():
-        lines.append(f"  {name} ({form}; default {default}): {help}")
-    return "\n".join(lines)
-
+from trainer.cli import keys_help, show_progress_only  # noqa: E402
 
 flags.DEFINE_multi_string(
     "config",
@@ -42,7 +34,7 @@ flags.DEFINE_multi_string(
     "YAML config: a path, or a file name in configs/finetune/ (mrpc.yaml, ...); repeatable: each later "
     "file overrides the keys it sets",
 )
-flags.DEFINE_multi_string("set", [], _keys_help())
+flags.DEFINE_multi_string("set", [], keys_help(config_lib.key_table()))
 flags.DEFINE_string(
     "model_dir", None, "checkpoints, config.yaml and eval_results.json (sets runtime.model_dir)"
 )

@@ -27,7 +27,6 @@ from data.tensorflow_startup import import_tensorflow_quietly  # noqa: E402
 
 import_tensorflow_quietly(list_devices=True)
 
-import logging as python_logging  # noqa: E402
 
 from absl import app, flags, logging  # noqa: E402
 
@@ -35,15 +34,9 @@ import trainer  # noqa: E402
 from trainer import config as config_lib  # noqa: E402
 from trainer import plan as plan_lib  # noqa: E402
 from trainer import strategy as strategy_lib  # noqa: E402
+from trainer.cli import keys_help, show_progress_only  # noqa: E402
 
 MODES = (*trainer.MODES, "plan")
-
-
-def _keys_help():
-    lines = ["override one config key, typed by the schema (repeatable): --set section.key=value. Keys:"]
-    for name, form, default, help in config_lib.key_table():
-        lines.append(f"  {name} ({form}; default {default}): {help}")
-    return "\n".join(lines)
 
 
 flags.DEFINE_multi_string(
@@ -52,7 +45,7 @@ flags.DEFINE_multi_string(
     "YAML config: a path, or a name in configs/ (phase1.yaml, phase2.yaml, demo.yaml, hardware/cpu.yaml); "
     "repeatable: each later file overrides the keys it sets (a phase, then a hardware overlay)",
 )
-flags.DEFINE_multi_string("set", [], _keys_help())
+flags.DEFINE_multi_string("set", [], keys_help(config_lib.key_table()))
 flags.DEFINE_string("model_dir", None, "checkpoints, logs and the export (sets runtime.model_dir)")
 flags.DEFINE_string(
     "mode", "train", f"one of {', '.join(MODES)} (plan: print the plan; no strategy, no data read)"
@@ -91,20 +84,6 @@ def fail(message):
     """One line on stderr, exit code 2: what a user has to fix, without a traceback."""
     print(f"run_pretraining.py: error: {' '.join(str(message).split())}", file=sys.stderr)
     sys.exit(2)
-
-
-class _ProjectInfoOnly(python_logging.Filter):
-    """Keeps the INFO lines of this project (progress) and all warnings; drops the libraries' INFO chatter."""
-
-    def filter(self, record):
-        return record.levelno >= python_logging.WARNING or "site-packages" not in record.pathname
-
-
-def show_progress_only():
-    handler = logging.get_absl_handler()
-    handler.setFormatter(python_logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
-    handler.addFilter(_ProjectInfoOnly())
-    python_logging.getLogger("tensorflow").setLevel(python_logging.WARNING)
 
 
 def main(argv):

@@ -18,8 +18,8 @@ import sys
 from data.tensorflow_startup import import_tensorflow_quietly
 from finetune import library_task
 from finetune.config import load_config
-from finetune.progress import show_progress_only
 from finetune.train import finetune
+from trainer.cli import show_progress_only
 from trainer.errors import USER_ERRORS
 
 CONFIG = "demo_library.yaml"

@@ -2,7 +2,7 @@
 the periodic actions.
 
     until the last step:
-        preemption check                 a SIGTERM came: save, stop (trainer/preemption.py)
+        preemption check                 SIGTERM, SIGINT or SIGHUP came: save, stop (trainer/preemption.py)
         run the device loop              up to train.steps_per_loop optimizer steps
         NaN guard                        a non-finite loss or gradient norm: stop, saving nothing
         progress line                    every train.log_every_steps
