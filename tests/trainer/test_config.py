@@ -13,6 +13,7 @@ from trainer import config as config_lib
 from trainer import typed_yaml
 from trainer.config import ConfigError, load_config
 from trainer.model import load_bert_config
+from trainer.optimizers import layer_adaptation_exclusions, weight_decay_exclusions
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 SHIPPED_CONFIGS = sorted(path.name for path in (ROOT / "configs").glob("*.yaml"))
@@ -75,7 +76,9 @@ def test_phase1_is_the_published_64k_recipe():
     assert (schedule.power, schedule.end_learning_rate, schedule.reference_batch_size) == (0.5, 0.0, None)
     optimizer = config.optimizer
     assert optimizer.weight_decay == 0.01
-    assert optimizer.exclude_from_weight_decay == ["LayerNorm", "layer_norm", "bias"]  # as the file says
+    # LayerNorm and biases: no decay and no trust ratio, by the model's own list (the keys are null)
+    assert weight_decay_exclusions(optimizer) == ["LayerNorm", "layer_norm", "bias"]
+    assert layer_adaptation_exclusions(optimizer) == ["LayerNorm", "layer_norm", "bias"]
     assert optimizer.clip_global_norm == 1.0
     assert config.model.init_checkpoint is None
 
