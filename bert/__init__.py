@@ -9,7 +9,7 @@ from bert.checkpoint import (
     save_google_checkpoint,
 )
 from bert.config import BertConfig
-from bert.flops import PEAK_FLOPS, known_peak, measured_matmul_peak, model_flops_per_sequence
+from bert.flops import PEAK_FLOPS, known_peak, matmul_chain, measured_matmul_peak, model_flops_per_sequence
 from bert.losses import (
     SUM_KEYS,
     add_sums,
@@ -46,6 +46,7 @@ __all__ = [
     "known_peak",
     "load_google_checkpoint",
     "masked_lm_loss",
+    "matmul_chain",
     "measured_matmul_peak",
     "model_flops_per_sequence",
     "next_sentence_loss",

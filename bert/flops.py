@@ -59,20 +59,26 @@ def known_peak(device_name):
     return PEAK_FLOPS[max(matches, key=len)]
 
 
-def measured_matmul_peak(dtype=tf.float32, n=1024, seconds=0.25):
-    """This process' matmul FLOP/s on its default device: the best of several timed chains of n x n
-    matmuls in `dtype` (without XLA: TensorFlow's own kernels, oneDNN's on a CPU), over about `seconds`."""
+def matmul_chain(dtype, n, count, jit_compile=False):
+    """(function, args, FLOPs per call): a chain of `count` n x n matmuls in `dtype`. The right factor is
+    orthogonal, so the chain stays bounded however long it is."""
     rng = np.random.default_rng(0)
     a = tf.constant(rng.normal(size=(n, n)), dtype)
-    b = tf.constant(np.linalg.qr(rng.normal(size=(n, n)))[0], dtype)  # orthogonal: the chain stays bounded
-    count = 4
+    b = tf.constant(np.linalg.qr(rng.normal(size=(n, n)))[0], dtype)
 
-    @tf.function
+    @tf.function(jit_compile=jit_compile)
     def chain(a, b):
         for _ in range(count):
             a = tf.matmul(a, b)
         return a
 
+    return chain, (a, b), count * 2 * n**3
+
+
+def measured_matmul_peak(dtype=tf.float32, n=1024, seconds=0.25):
+    """This process' matmul FLOP/s on its default device: the best of several timed chains of n x n
+    matmuls in `dtype` (without XLA: TensorFlow's own kernels, oneDNN's on a CPU), over about `seconds`."""
+    chain, (a, b), flops = matmul_chain(dtype, n, count=4)
     chain(a, b).numpy()  # traced and warm
     best, deadline = float("inf"), time.perf_counter() + seconds
     while True:
@@ -81,4 +87,4 @@ def measured_matmul_peak(dtype=tf.float32, n=1024, seconds=0.25):
         best = min(best, time.perf_counter() - start)
         if time.perf_counter() > deadline:
             break
-    return count * 2 * n**3 / best
+    return flops / best

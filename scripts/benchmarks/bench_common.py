@@ -14,6 +14,8 @@ import time
 import numpy as np
 import tensorflow as tf
 
+import bert
+
 
 def random_features(config, batch, seq_length, predictions, seed=0):
     """Google's pretraining features (int32, float32 weights) for `batch` full-length random sequences."""
@@ -77,20 +79,6 @@ def block(outputs):
 
 
 def peak_matmul(dtype, jit_compile, n, flops):
-    """(function, args, FLOPs per call): a chain of n x n matmuls in `dtype` doing about `flops` FLOPs.
-
-    Sized like the step it is compared with, so that both are timed over equally long stretches of a shared
-    machine. The right factor is orthogonal, so the chain stays bounded however long it is.
-    """
-    count = max(1, round(flops / (2 * n**3)))
-    rng = np.random.default_rng(0)
-    a = tf.constant(rng.normal(size=(n, n)), dtype)
-    b = tf.constant(np.linalg.qr(rng.normal(size=(n, n)))[0], dtype)
-
-    @tf.function(jit_compile=jit_compile)
-    def chain(a, b):
-        for _ in range(count):
-            a = tf.matmul(a, b)
-        return a
-
-    return chain, (a, b), count * 2 * n**3
+    """(function, args, FLOPs per call): bert.matmul_chain doing about `flops` FLOPs, sized like the step it
+    is compared with, so that both are timed over equally long stretches of a shared machine."""
+    return bert.matmul_chain(dtype, n, max(1, round(flops / (2 * n**3))), jit_compile)
