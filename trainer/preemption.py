@@ -1,7 +1,7 @@
 """Preemption: on SIGTERM (a cluster scheduler, Cloud TPU maintenance), SIGINT (Ctrl-C) or SIGHUP (the ssh
 session or terminal went away) the run saves a checkpoint and stops.
 
-The notice is acted on between two calls of the host loop (after at most `train.steps_per_loop` more
+The notice is acted on between two calls of the device loop (after at most `train.steps_per_loop` more
 steps), never inside one, so the checkpoint holds a whole step. Then `Preempted` is raised;
 run_pretraining.py logs it and exits with code 128 + the signal's number (143 for SIGTERM, 130 for SIGINT,
 129 for SIGHUP: what schedulers and shells expect of a process stopped by that signal). Running the same
@@ -51,7 +51,7 @@ def watch_preemption(strategy, save):
 
 
 class SignalWatch:
-    """SIGTERM, SIGINT and SIGHUP (`signals`) set a flag; `run` checks it before calling the host loop. Use it
+    """SIGTERM, SIGINT and SIGHUP (`signals`) set a flag; `run` checks it before calling the device loop. Use it
     as a context manager: the previous handlers come back on exit. (Outside the main thread no handler can
     be installed: the signals keep their previous meaning.)"""
 

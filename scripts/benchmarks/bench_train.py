@@ -19,7 +19,7 @@ output is unused): it does slightly less work per sequence, which the FLOP count
 Every candidate of a size, plus a matmul-peak chain per dtype, runs once per turn in a shuffled order and
 its best turn is kept (the machine is shared; absolute speeds vary from run to run, the same-run ratios are
 the result). Each candidate's global batch per optimizer update is the same. Reported: sequences/s, model
-FLOP/s (matmul FLOPs counted analytically, forward + 2x backward: bench_common.model_flops_per_sequence; the
+FLOP/s (matmul FLOPs counted analytically, forward + 2x backward: bert.model_flops_per_sequence; the
 peer's count leaves out the pooler and next-sentence head it does not train), the fraction of this machine's
 matmul peak in the same dtype (a chain of --peak_size^3 matmuls without XLA, oneDNN's, the fastest here),
 and the speed relative to the peer's best setting of that size, overall and in the same precision, against
