@@ -51,8 +51,8 @@ def watch_preemption(strategy, save):
 
 
 class SignalWatch:
-    """SIGTERM, SIGINT and SIGHUP (`signals`) set a flag; `run` checks it before calling the device loop. Use it
-    as a context manager: the previous handlers come back on exit. (Outside the main thread no handler can
+    """SIGTERM, SIGINT and SIGHUP (`signals`) set a flag; `run` checks it before calling the device loop. Use
+    it as a context manager: the previous handlers come back on exit. (Outside the main thread no handler can
     be installed: the signals keep their previous meaning.)"""
 
     def __init__(self, save, signals=STOP_SIGNALS):
