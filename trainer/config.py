@@ -249,7 +249,7 @@ class RuntimeConfig:
     jit_compile: bool = key(
         False,
         "compile the whole replica step (forward, backward, accumulation, all-reduce, clip, optimizer "
-        "update) as one XLA program; one device or GPUs (TPUs always compile it)",
+        "update) as one XLA program; one device only (TPUs always compile it)",
     )
     checkpoint: str | None = key(
         None,

@@ -12,6 +12,7 @@ import sys
 import keras
 import pytest
 import tensorflow as tf
+from tensorflow.python.distribute import mirrored_strategy
 from test_step import CONFIG, GLOBAL_BATCH, global_batch
 
 import bert
@@ -123,13 +124,28 @@ def test_the_whole_replica_step_is_one_xla_program_without_host_ops(weights):
     assert hlo.count("sqrt(") >= len(model.trainable_variables)
 
 
-def test_jit_compile_over_several_cpu_replicas_is_refused_in_one_line():
+def test_jit_compile_over_several_replicas_is_refused_in_one_line():
     assert compiles_the_step(strategy_of(1), True) is True
     assert compiles_the_step(strategy_of(4), False) is False
     with pytest.raises(
         ConfigError, match=r"^runtime.jit_compile: .* not over 4 CPU replicas .*; set it to false$"
     ):
         compiles_the_step(strategy_of(4), True)
+
+
+def test_several_gpu_replicas_cannot_hold_the_optimizer_update_in_one_xla_program(weights, monkeypatch):
+    """Why the refusal holds on GPUs too. With every device taken for a GPU, MirroredStrategy traces the
+    step's all-reduces inside XLA as collectives, but the optimizer's step counter (aggregated
+    ONLY_FIRST_REPLICA) still needs a merge_call, which cannot be traced inside the XLA function. Should a
+    TensorFlow version lift that, this test fails, and multi-GPU whole-step XLA can be allowed."""
+    monkeypatch.setattr(mirrored_strategy, "_is_gpu_device", lambda device: True)
+    strategy = strategy_of(4)
+    device_loop, _, _ = device_loop_of(strategy, weights, jit_compile=True)
+    step = device_loop.train_step.step
+    rows = {name: tf.constant(value[: GLOBAL_BATCH // 4]) for name, value in global_batch().items()}
+    with pytest.raises(RuntimeError, match="merge_call") as error:
+        strategy.run(lambda: step.experimental_get_compiler_ir(rows)(stage="hlo"))
+    assert "self.optimizer.apply(" in str(error.value)  # past the all-reduces, at the update
 
 
 def test_importing_the_trainer_registers_no_exit_hook():
