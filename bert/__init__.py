@@ -9,7 +9,14 @@ from bert.checkpoint import (
     save_google_checkpoint,
 )
 from bert.config import BertConfig
-from bert.flops import PEAK_FLOPS, known_peak, matmul_chain, measured_matmul_peak, model_flops_per_sequence
+from bert.flops import (
+    PEAK_FLOPS,
+    known_peak,
+    matmul_chain,
+    measured_matmul_peak,
+    model_flops_per_sequence,
+    tpu_device_name,
+)
 from bert.losses import (
     SUM_KEYS,
     add_sums,
@@ -44,6 +51,7 @@ __all__ = [
     "gelu_exact",
     "google_variables",
     "known_peak",
+    "tpu_device_name",
     "load_google_checkpoint",
     "masked_lm_loss",
     "matmul_chain",

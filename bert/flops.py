@@ -37,12 +37,13 @@ def model_flops_per_sequence(config, seq_length, predictions, next_sentence=True
 # Dense matmul peak per TensorFlow device, FLOP/s, and the precision of that figure; from the vendors'
 # published specifications (Cloud TPU system architecture pages; NVIDIA A100 and H100 SXM data sheets,
 # without structured sparsity). A TPU v3 chip (123 TFLOP/s) shows as two devices, one per core; v4 and v5p
-# chips as one device (megacore); a v5e chip has one core.
+# chips as one device (megacore); v5e and v6e chips have one core.
 PEAK_FLOPS = {
     "TPU v3": (61.5e12, "bfloat16"),
     "TPU v4": (275e12, "bfloat16"),
     "TPU v5e": (197e12, "bfloat16"),
     "TPU v5p": (459e12, "bfloat16"),
+    "TPU v6e": (918e12, "bfloat16"),
     "A100": (312e12, "bfloat16/float16"),
     "H100": (989e12, "bfloat16/float16"),
 }
@@ -57,6 +58,18 @@ def known_peak(device_name):
     if not matches:
         return None
     return PEAK_FLOPS[max(matches, key=len)]
+
+
+# Cloud TPU accelerator types (gcloud's --accelerator-type: v3-1024, v4-128, v5litepod-256, v5p-64,
+# v6e-256) by their version prefix, as the table above names the device.
+TPU_VERSIONS = {"v2": "TPU v2", "v3": "TPU v3", "v4": "TPU v4", "v5litepod": "TPU v5e", "v5p": "TPU v5p",
+                "v6e": "TPU v6e"}  # fmt: skip
+
+
+def tpu_device_name(accelerator_type):
+    """The device name of a Cloud TPU accelerator type ("v5litepod-256" -> "TPU v5e"), or None."""
+    version, _, size = accelerator_type.strip().lower().rpartition("-")
+    return TPU_VERSIONS.get(version) if size.isdigit() else None
 
 
 def matmul_chain(dtype, n, count, jit_compile=False):

@@ -7,6 +7,7 @@ as sequences/s, tokens/s (sequences x max_seq_length: padding counts) and model 
 model's matmul FLOPs per second, bert/flops.py, over the peak FLOP/s of all the run's devices).
 """
 
+import os
 import time
 
 import numpy as np
@@ -69,12 +70,16 @@ class Throughput:
         return metrics
 
 
+TPU_TYPE_VARIABLE = "TPU_ACCELERATOR_TYPE"  # a Cloud TPU accelerator type: v3-1024, v4-128, v5litepod-256
+
+
 def peak_flops(strategy):
     """(peak FLOP/s of all the strategy's devices, how it was found) or (None, why not).
 
     GPUs: the table of bert/flops.py by the device name; CPUs: this process' measured matmul peak (the
-    logical CPU devices of one process share its cores), once per worker; TPUs: the table by the TPU type
-    when TensorFlow names it.
+    logical CPU devices of one process share its cores), once per worker; TPUs: the table by the name
+    TensorFlow gives the device, else by the accelerator type in $TPU_ACCELERATOR_TYPE (the TPU launcher
+    sets it).
     """
     devices = list(strategy.extended.worker_devices)
     kind = tf.DeviceSpec.from_string(devices[0]).device_type
@@ -86,18 +91,22 @@ def peak_flops(strategy):
     name = device_name(kind)
     known = bert.known_peak(name) if name else None
     if known is None:
-        return None, f"{kind} {name or '(unnamed)'}: not in bert.flops.PEAK_FLOPS, no model FLOP utilisation"
+        why = "set TPU_ACCELERATOR_TYPE (v4-128) to name it" if kind == "TPU" and not name else ""
+        why = why or "not in bert.flops.PEAK_FLOPS"
+        return None, f"{kind} {name or '(unnamed)'}: {why}, no model FLOP utilisation"
     flops, precision = known
     total = flops * strategy.num_replicas_in_sync
     return total, f"{name}: {flops / 1e12:g} TFLOP/s {precision} per device (bert.flops.PEAK_FLOPS)"
 
 
 def device_name(kind):
-    """The name TensorFlow gives the first physical device of `kind` ("NVIDIA A100-SXM4-80GB"), or None."""
+    """The name of this host's devices of `kind`: TensorFlow's name for its first physical device ("NVIDIA
+    A100-SXM4-80GB"); for TPUs, when TensorFlow gives none, the name of $TPU_ACCELERATOR_TYPE ("TPU v4")."""
     physical = tf.config.list_physical_devices(kind)
-    if not physical:
-        return None
-    return tf.config.experimental.get_device_details(physical[0]).get("device_name")
+    name = tf.config.experimental.get_device_details(physical[0]).get("device_name") if physical else None
+    if not name and kind == "TPU":
+        name = bert.tpu_device_name(os.environ.get(TPU_TYPE_VARIABLE, ""))
+    return name
 
 
 def log_peak_flops(peak, how):

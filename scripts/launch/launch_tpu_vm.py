@@ -226,8 +226,10 @@ def build_stages(args):
     if not args.skip_setup:
         stages += setup_stages(args)
     # A slice of several hosts is driven by the TensorFlow client on worker 0 through the TPU name; the
-    # client must leave the TPU library to the TPU runtime of the hosts. One host: the local TPU.
-    tpu, environment = (args.tpu_name, "env TPU_LOAD_LIBRARY=0 ") if multi_host else ("local", "")
+    # client must leave the TPU library to the TPU runtime of the hosts. One host: the local TPU. The
+    # accelerator type names the TPU for the model FLOP utilisation (trainer/summaries.py).
+    tpu, library = (args.tpu_name, " TPU_LOAD_LIBRARY=0") if multi_host else ("local", "")
+    environment = f"env TPU_ACCELERATOR_TYPE={shlex.quote(args.accelerator_type)}{library} "
     phases = two_phase_plan(args)
     commands = [
         (

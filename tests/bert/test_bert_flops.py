@@ -47,3 +47,22 @@ def test_an_unknown_device_has_no_peak():
 def test_the_measured_cpu_peak_is_a_plausible_rate():
     flops = bert.measured_matmul_peak(n=256, seconds=0.05)
     assert 1e8 < flops < 1e14
+
+
+@pytest.mark.parametrize(
+    ("accelerator_type", "expected"),
+    [
+        ("v3-1024", "TPU v3"),
+        ("v4-128", "TPU v4"),
+        ("v5litepod-256", "TPU v5e"),
+        ("v5p-64", "TPU v5p"),
+        ("v6e-8", "TPU v6e"),
+        ("v9-8", None),
+        ("v4", None),
+        ("", None),
+    ],
+)
+def test_a_cloud_tpu_accelerator_type_names_its_device(accelerator_type, expected):
+    assert bert.tpu_device_name(accelerator_type) == expected
+    if expected:
+        assert bert.known_peak(expected) is not None

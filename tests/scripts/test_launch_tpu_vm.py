@@ -145,7 +145,8 @@ def test_phases_run_on_worker_0_of_a_pod_slice_with_the_tpu_name_and_the_overlay
     calls = detached_phases(stages)
     phase1, phase2 = calls["phase1"], calls["phase2"]
     for call in (phase1, phase2):
-        assert call.environment == {"TPU_LOAD_LIBRARY": "0"}  # the client leaves libtpu to the hosts
+        # the client leaves libtpu to the hosts; the accelerator type names the TPU for the FLOP utilisation
+        assert call.environment == {"TPU_ACCELERATOR_TYPE": "v4-128", "TPU_LOAD_LIBRARY": "0"}
         assert call.overlay == "hardware/tpu-v4-128.yaml"
     assert (phase1.config, phase2.config) == ("phase1.yaml", "phase2.yaml")
     assert phase1.strategy == phase2.strategy == "tpu" and phase1.tpu == phase2.tpu == "bert-tpu"
@@ -168,7 +169,8 @@ def test_a_single_host_tpu_is_the_local_one():
         "--accelerator_type=v3-8", "--skip_create", "--skip_setup", "--set=train.micro_batch_size=16"
     )
     for call in detached_phases(stages).values():
-        assert call.tpu == "local" and call.environment == {} and call.overlay is None
+        assert call.tpu == "local" and call.overlay is None
+        assert call.environment == {"TPU_ACCELERATOR_TYPE": "v3-8"}
         assert call.sets[-1] == "train.micro_batch_size=16"
 
 
