@@ -36,7 +36,7 @@ from data.tensorflow_startup import import_tensorflow_quietly
 # The command line (and its spawned workers, which run this module as __mp_main__): TensorFlow without its
 # C++ start-up lines, so that an error stays one line.
 if __name__ in ("__main__", "__mp_main__"):
-    import_tensorflow_quietly()
+    import_tensorflow_quietly(list_devices=True)  # the GPU driver's start-up lines too
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
@@ -742,7 +742,7 @@ def parse_command_line(argv):
 
 def main(argv=None):
     """The command line. Starts TensorFlow without its C++ start-up lines, so an error stays one line."""
-    import_tensorflow_quietly()
+    import_tensorflow_quietly(list_devices=True)  # the GPU driver's start-up lines too
     config, beam_args = parse_command_line(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     try:

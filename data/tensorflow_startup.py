@@ -10,7 +10,8 @@ TF_CPP_MIN_LOG_LEVEL says (they are written before TensorFlow's logging is set u
     To enable the following instructions: AVX2 AVX512F ..., rebuild TensorFlow with the appropriate ...
     E0000 00:00:1795629194.577731   17304 cuda_platform.cc:52] failed call to cuInit: INTERNAL: ...
 
-`import_tensorflow_quietly` imports TensorFlow with file descriptor 2 (where C++ writes) pointed at a
+`import_tensorflow_quietly` hides TensorFlow's later C++ INFO lines (TF_CPP_MIN_LOG_LEVEL=1 unless the
+environment sets it) and imports TensorFlow with file descriptor 2 (where C++ writes) pointed at a
 temporary file, then writes back every captured line except these known ones (`is_startup_line`). If the
 import fails, everything captured is written back before the exception goes on. The module itself uses only
 the standard library until that call.
@@ -93,6 +94,9 @@ def import_tensorflow_quietly(list_devices=False):
     """
     if "tensorflow" in sys.modules and not list_devices:
         return sys.modules["tensorflow"]
+    # TensorFlow's C++ INFO lines (a dataset op's memory settings, the tokenizer's tables) are not for a
+    # command's user; warnings and errors stay. A user's own setting wins (0 shows everything).
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
     if not _has_stderr_descriptor():
         import tensorflow as tf
 

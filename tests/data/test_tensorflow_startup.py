@@ -5,6 +5,7 @@ The lines below are copied from TensorFlow 2.21 runs on a CPU machine without a 
 
 import os
 import pathlib
+import re
 import subprocess
 import sys
 
@@ -76,6 +77,24 @@ def test_the_command_line_error_for_a_missing_corpus_is_the_only_line_on_stderr(
         "matching glob\n"
     )
     assert not (tmp_path / "out").exists()
+
+
+def test_a_data_run_with_a_spawned_worker_prints_only_its_own_lines(tmp_path):
+    # The spawned worker imports TensorFlow too, and the first use of the devices loads the GPU driver
+    # (cuInit): neither may add TensorFlow's lines to the tool's own.
+    words = " ".join(f"word{i} of the corpus" for i in range(60))
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n\n".join(f"{words} in document {d}.\nAnd a second sentence {d}." for d in range(8)))
+    result = subprocess.run(
+        [sys.executable, "-m", "data.create_pretraining_data", f"--input={corpus}",
+         f"--output_dir={tmp_path}/out", "--learn_vocab", "--vocab_size=120", "--max_seq_length=32",
+         "--num_shards=2", "--num_workers=2", "--quiet"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300, env=user_environment(),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "out" / "meta.json").exists()
+    cpp_lines = [line for line in result.stderr.splitlines() if re.match(r"[IWEF]\d{4} ", line)]
+    assert cpp_lines == []
 
 
 def test_importing_the_package_works_with_stderr_closed():
