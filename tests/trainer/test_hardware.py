@@ -3,12 +3,11 @@ arithmetic and memory checked against trainer/memory.py."""
 
 import pathlib
 import re
-import subprocess
-import sys
 
 import pytest
 import tensorflow as tf
 import yaml
+from test_config import run_cli
 
 from trainer import memory
 from trainer.config import ConfigError, load_config
@@ -153,17 +152,6 @@ def test_a_model_dir_that_is_a_file_is_refused(tmp_path):
     ):
         load_config("phase1.yaml", [f"runtime.model_dir={file}"])
     assert load_config("phase1.yaml", [f"runtime.model_dir={tmp_path}"]).runtime.model_dir == str(tmp_path)
-
-
-def run_cli(*args):
-    return subprocess.run(
-        [sys.executable, str(ROOT / "run_pretraining.py"), *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={"PATH": "/usr/bin:/bin"},
-    )
 
 
 def test_the_command_line_plans_with_an_overlay_without_making_a_strategy():
