@@ -174,7 +174,7 @@ def train(config, strategy=None, dataset_fn=None):
         model=training.model,
         optimizer=training.optimizer,
         step=training.step,
-        input_checkpoint=inputs.checkpoint,
+        inputs=inputs,
         keep=config.train.keep_checkpoints,
     )
     if checkpoints.restore_latest() is None and config.model.init_checkpoint:
