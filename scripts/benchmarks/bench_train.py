@@ -34,8 +34,11 @@ the targets (our best >= 2x the peer's best; ours >= 1.2x the peer in the same p
 CPU devices: BERT-tiny (vocabulary 4000, as the demo's), a 2-sequence micro-batch per replica, sequence
 length 64 with 10 masked positions, float32, no XLA. "Replica function alone" is a tf.function running the
 train step under `strategy.run` 10 times over (unrolled, on a batch already on the devices: no loop, no
-input); "in the loop" is the device loop at steps_per_loop 1 and 50, reading the trainer's input iterator.
-Both are timed in turns; reported: ms per optimizer step and the loop's overhead over the replica function.
+input); "in the loop" is the device loop at steps_per_loop 1 and 50, reading the trainer's input iterator,
+with the input's look-ahead (the next step's rows waiting on the devices, as the trainer runs) and without
+it (each step's rows copied to the devices at the start of the step). All are timed in turns; reported: ms
+per optimizer step, the loop's overhead over the replica function, and the time of a step with the
+look-ahead over the time without it.
 
     python scripts/benchmarks/bench_train.py --host_overhead --repeats=7
 """
@@ -151,7 +154,7 @@ class OurTraining:
             jit_compile=xla,
         )
 
-    def device_loop(self, features, accumulation, xla):
+    def device_loop(self, features, accumulation, xla, lookahead=True):
         """The trainer's device loop over a repeated batch (`features` holds one replica's rows)."""
         replica_batch = int(features["input_ids"].shape[0])
         inputs = DistributedInput(
@@ -160,6 +163,7 @@ class OurTraining:
                 tf.data.Dataset.from_tensors(features).repeat().unbatch().batch(size, drop_remainder=True)
             ),
             replica_batch,
+            lookahead=lookahead,
         )
         global_batch = replica_batch * self.strategy.num_replicas_in_sync
         train_step = self.train_step(global_batch, accumulation, xla)
@@ -442,8 +446,8 @@ def replica_alone(training, features, strategy):
 
 
 def measure_host_overhead(args):
-    """ms per step of the device loop at each steps_per_loop against the replica function alone, on 1 and 4
-    logical CPU devices, all timed in turns in this process."""
+    """ms per step of the device loop at each steps_per_loop, with and without the input's look-ahead,
+    against the replica function alone, on 1 and 4 logical CPU devices, all timed in turns in this process."""
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(
         cpu, [tf.config.LogicalDeviceConfiguration()] * max(HOST_DEVICES)
@@ -452,8 +456,9 @@ def measure_host_overhead(args):
     bert_config = bert.BertConfig.from_json_file(ROOT / "configs" / "bert" / "tiny.json")
     bert_config = bert.BertConfig(**{**bert_config.to_dict(), "vocab_size": 4000})
     features = random_features(bert_config, 2, 64, 10)
-    # (devices, steps_per_loop or None for the replica function alone, steps per call, candidate)
-    candidates = []
+    # (devices, steps_per_loop or None for the replica function alone, look-ahead) -> (steps per call,
+    # candidate)
+    candidates = {}
     for devices in HOST_DEVICES:
         strategy = (
             tf.distribute.OneDeviceStrategy("/cpu:0")
@@ -463,22 +468,28 @@ def measure_host_overhead(args):
             )
         )
         training = OurTraining(bert_config, "float32", run_config, strategy)
-        candidates.append((devices, None, UNROLLED, replica_alone(training, features, strategy)))
-        loop = training.device_loop(features, 1, False)
-        for steps in HOST_STEPS_PER_LOOP:
-            candidates.append((devices, steps, steps, timed_call(loop, tf.constant(steps))))
+        candidates[devices, None, None] = UNROLLED, replica_alone(training, features, strategy)
+        for lookahead in (False, True):
+            loop = training.device_loop(features, 1, False, lookahead)
+            for steps in HOST_STEPS_PER_LOOP:
+                candidates[devices, steps, lookahead] = steps, timed_call(loop, tf.constant(steps))
     print(f"TF {tf.__version__}, {os.cpu_count()} CPUs; warming up", flush=True)
-    best = timed_in_turns([c[-1] for c in candidates], args.repeats, warmup=1)
-    per_step = {(c[0], c[1]): seconds / c[2] for c, seconds in zip(candidates, best, strict=True)}
-    print("| devices | what | ms / step | seq/s | loop overhead |")
-    print("|---|---|---|---|---|")
-    for devices in HOST_DEVICES:
-        alone = per_step[(devices, None)]
-        for steps in (None, *HOST_STEPS_PER_LOOP):
-            seconds = per_step[(devices, steps)]
-            what = "replica function alone" if steps is None else f"device loop, steps_per_loop {steps}"
-            overhead = "-" if steps is None else f"{seconds / alone - 1:+.1%}"
-            print(f"| {devices} | {what} | {seconds * 1e3:.2f} | {2 * devices / seconds:.0f} | {overhead} |")
+    best = timed_in_turns([candidate for _, candidate in candidates.values()], args.repeats, warmup=1)
+    per_step = {
+        key: seconds / steps for (key, (steps, _)), seconds in zip(candidates.items(), best, strict=True)
+    }
+    print("| devices | what | ms / step | seq/s | over the replica function alone | look-ahead on / off |")
+    print("|---|---|---|---|---|---|")
+    for devices, steps, lookahead in candidates:
+        seconds = per_step[devices, steps, lookahead]
+        if steps is None:
+            what, overhead = "replica function alone", "-"
+        else:
+            what = f"device loop, steps_per_loop {steps}, look-ahead {'on' if lookahead else 'off'}"
+            overhead = f"{seconds / per_step[devices, None, None] - 1:+.1%}"
+        on_off = f"{seconds / per_step[devices, steps, False]:.3f}" if lookahead else "-"
+        speed = f"{seconds * 1e3:.2f} | {2 * devices / seconds:.0f}"
+        print(f"| {devices} | {what} | {speed} | {overhead} | {on_off} |")
 
 
 def _verdict(ratio, target):
