@@ -4,8 +4,9 @@ model_dir/
     ckpt-<step>.index, ckpt-<step>.data-*     model variables, optimizer (moments, iterations, loss scale),
                                               step counter
     checkpoint                                the CheckpointManager's list of the kept ones
-    data/<task>/data-<step>.*, checkpoint     the input iterators of each task (one per worker process), so
-                                              a resumed run reads on from the same position
+    data/<task>/data-<step>.*, checkpoint     the input of each task (one per worker process): its iterators
+                                              and the look-ahead rows on its replicas, so a resumed run
+                                              reads on from the same position (trainer/inputs.py)
 
 A checkpoint is complete or ignored, whatever moment the process is killed at. TensorFlow writes a
 checkpoint's files first and then the `checkpoint` list file (atomically: a temporary file renamed), and
@@ -47,7 +48,8 @@ DATA_CHECKPOINT_NAME = "data"
 
 
 class Checkpoints:
-    def __init__(self, model_dir, strategy, *, model, optimizer, step, input_checkpoint, keep):
+    def __init__(self, model_dir, strategy, *, model, optimizer, step, inputs, keep):
+        """`inputs`: the run's trainer.inputs.DistributedInput, whose position is saved beside the model."""
         self.model_dir = model_dir
         self.model = model
         self.step = step
@@ -61,9 +63,9 @@ class Checkpoints:
         self.manager = tf.train.CheckpointManager(
             self.checkpoint, directory, max_to_keep=keep, step_counter=step, checkpoint_name=CHECKPOINT_NAME
         )
-        self.input_checkpoint = input_checkpoint
+        self.inputs = inputs
         self.data_manager = tf.train.CheckpointManager(
-            input_checkpoint,
+            inputs.checkpoint,
             os.path.join(model_dir, DATA_CHECKPOINT_NAME, task_name(strategy)),
             max_to_keep=keep + 1,  # see the module docstring
             checkpoint_name=DATA_CHECKPOINT_NAME,
@@ -90,12 +92,11 @@ class Checkpoints:
         data_path = os.path.join(self.data_manager.directory, f"{DATA_CHECKPOINT_NAME}-{step}")
         if data_path in self.data_manager.checkpoints:  # listed: complete
             try:
-                self.input_checkpoint.restore(data_path).assert_consumed()
-            except (AssertionError, ValueError, tf.errors.OpError):
+                self.inputs.restore(data_path)
+            except ValueError as e:
                 raise UserError(
-                    f"{data_path} holds the input position of another set-up (number of input hosts or "
-                    f"training files); delete {self.data_manager.directory} to restart the input from the "
-                    f"beginning"
+                    f"{data_path}: {e}; delete {self.data_manager.directory} to restart the input from the "
+                    "beginning"
                 ) from None
             logging.info("resumed from %s at step %d, with the data position of that step", path, step)
         else:

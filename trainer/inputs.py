@@ -15,6 +15,19 @@ run per step outside the replica function do not grow with the number of replica
 
 With one host that makes the global batch of a step the same consecutive sequences whatever the number of
 replicas: 1 replica x 4 micro-batches and 4 replicas x 1 micro-batch train on identical data.
+
+The look-ahead (`Lookahead`): each replica keeps the rows of the NEXT step in variables on its own device,
+so a step never waits for its input. In every step the replica trains on the rows it holds and, in the same
+call, replaces them with the rows of the following step, read from the host iterator; nothing in the step
+depends on that write, so the iterator read and the copy to the device run while the step computes:
+
+    step n on replica k:   rows = buffer_k (the rows of step n)    ->  train on rows
+                           buffer_k <- its rows of host batch n + 1    (no dependency on the training)
+
+The iterators are therefore one step ahead of the model, and the buffer holds the step between: both are in
+`checkpoint`, so a run resumed from any checkpoint trains on exactly the batches an uninterrupted run would.
+A fresh run fills the buffer once, before its first step (`fill_lookahead`); the batch read ahead after a
+run's last step is left unused (and saved with the final checkpoint, so a longer run can continue from it).
 """
 
 import tensorflow as tf
@@ -34,15 +47,69 @@ def local_replica_ids(strategy):
     return [int(replica_id) for replica_id in strategy.experimental_local_results(ids)]
 
 
+class Lookahead:
+    """The rows of the next optimizer step, held on every replica's device (create in the strategy's scope).
+
+    One variable per feature, SyncOnRead: each replica reads and writes its own copy, nothing is reduced
+    across replicas (aggregation NONE makes a cross-replica read an error). `filled` is False until the
+    first step's rows are written. `checkpoint` saves every local replica's copy, as the replica holds it.
+    """
+
+    def __init__(self, strategy, row_specs):
+        def variable(initial_value, name, aggregation):
+            return tf.Variable(
+                initial_value,
+                trainable=False,
+                name=name,
+                synchronization=tf.VariableSynchronization.ON_READ,
+                aggregation=aggregation,
+            )
+
+        none = tf.VariableAggregation.NONE
+        self.rows = {
+            name: variable(tf.zeros(spec.shape, spec.dtype), f"lookahead_{name}", none)
+            for name, spec in row_specs.items()
+        }
+        self.filled = variable(False, "lookahead_filled", tf.VariableAggregation.ONLY_FIRST_REPLICA)
+        copies = {name: strategy.experimental_local_results(v) for name, v in self.rows.items()}
+        local_replicas = range(len(strategy.extended.worker_devices))
+        # Per local replica: {feature name: its variable on that replica's device}.
+        replicas = [{name: copies[name][k] for name in self.rows} for k in local_replicas]
+        self.checkpoint = tf.train.Checkpoint(filled=self.filled, replicas=replicas)
+
+    def fill(self, rows):
+        """Writes the first step's rows (in the replica context)."""
+        for name, variable in self.rows.items():
+            variable.assign(rows[name])
+        self.filled.assign(True)
+
+    def swap(self, next_rows):
+        """Returns the rows held (this step's) and holds `next_rows` instead (in the replica context): the
+        read comes first, the write after it (what orders what: trainer/loop.py's replica_step)."""
+        with tf.name_scope(LOOKAHEAD_SCOPE):
+            rows = {name: variable.read_value() for name, variable in self.rows.items()}
+            for name, variable in self.rows.items():
+                variable.assign(next_rows[name])
+        return rows
+
+
+LOOKAHEAD_SCOPE = "lookahead"  # the name scope of the look-ahead's reads and writes
+LOOKAHEAD_KEY = "lookahead"  # its key in the input checkpoint
+
+
 class DistributedInput:
     """Per-host tf.data iterators (checkpointable) feeding every replica of `strategy` its batch.
 
     `dataset_fn(input_context, batch_size)` returns the dataset of one host: batches of `batch_size`
     sequences (the batches of all replicas on that host for one optimizer step), reading the share of the
     data given by `input_context` (num_input_pipelines, input_pipeline_id).
+
+    `lookahead` (the trainer always uses it) keeps the next step's rows on the devices; without it a step's
+    rows are copied to the devices as part of the step (the baseline of
+    `scripts/benchmarks/bench_train.py --host_overhead`).
     """
 
-    def __init__(self, strategy, dataset_fn, replica_batch_size):
+    def __init__(self, strategy, dataset_fn, replica_batch_size, lookahead=True):
         self.strategy = strategy
         self.replica_batch_size = replica_batch_size
         devices = list(strategy.extended.worker_devices)  # this task's replica devices, in replica order
@@ -69,11 +136,26 @@ class DistributedInput:
             with tf.device(host):
                 dataset = dataset_fn(context, replica_batch_size * len(replica_ids))
                 self.iterators.append(iter(dataset))
-        self.checkpoint = tf.train.Checkpoint(iterators=self.iterators)
+        self.lookahead = None
+        saved = {"iterators": self.iterators}
+        if lookahead:
+            with strategy.scope():
+                self.lookahead = Lookahead(strategy, self.row_specs())
+            saved[LOOKAHEAD_KEY] = self.lookahead.checkpoint
+        self.checkpoint = tf.train.Checkpoint(**saved)
+
+    def row_specs(self):
+        """{feature name: tf.TensorSpec} of one replica's rows: [R, ...] of the host batch's [H * R, ...]."""
+        specs = self.iterators[0].element_spec
+        return {
+            name: tf.TensorSpec([self.replica_batch_size, *spec.shape[1:]], spec.dtype)
+            for name, spec in specs.items()
+        }
 
     def next(self):
-        """The next optimizer step's batches as a per-replica value (for `strategy.run`): each replica gets
-        its host's whole batch; `replica_rows` cuts out its own rows."""
+        """The next batch of every host's iterator as a per-replica value (for `strategy.run`): each replica
+        gets its host's whole batch; `replica_rows` cuts out its own rows. With the look-ahead this is the
+        batch of the step after the one about to run."""
         host_batches = []
         for host, iterator in zip(self.hosts, self.iterators, strict=True):
             with tf.device(host):
@@ -95,6 +177,47 @@ class DistributedInput:
                 size = [self.replica_batch_size, *t.shape[1:]]
                 rows[name] = tf.ensure_shape(tf.slice(t, [begin] + [0] * (t.shape.rank - 1), size), size)
         return rows
+
+    def fill_lookahead(self):
+        """Reads the first step's batch into the look-ahead of every replica, when it holds none yet (call in
+        the device loop's tf.function, in the cross-replica context, before the steps). A resumed run
+        restored its rows, and later calls find it filled: then this reads nothing."""
+        if self.lookahead is None:
+            return
+
+        def fill(host_batch):
+            self.lookahead.fill(self.replica_rows(host_batch))
+
+        tf.cond(
+            self.lookahead.filled.read_value(),
+            lambda: None,
+            lambda: self.strategy.run(fill, args=(self.next(),)),
+        )
+
+    def step_rows(self, host_batch):
+        """The rows this replica trains on in this step (call in the replica context; `host_batch` from
+        `next`). With the look-ahead: the rows it holds, and its rows of `host_batch` (the next step's)
+        take their place; without: its rows of `host_batch`."""
+        rows = self.replica_rows(host_batch)
+        return rows if self.lookahead is None else self.lookahead.swap(rows)
+
+    def restore(self, path):
+        """Restores the iterators' positions (and the look-ahead's rows) that `checkpoint` saved at `path`.
+
+        Raises ValueError saying why a saved input position does not fit this input."""
+        saved = {name.split("/")[0] for name, _ in tf.train.list_variables(path)}
+        if self.lookahead is not None and LOOKAHEAD_KEY not in saved:
+            raise ValueError(
+                "it was saved without the look-ahead rows (by an earlier version of the trainer), so the "
+                "input cannot resume exactly from it"
+            )
+        try:
+            self.checkpoint.restore(path).assert_consumed()
+        except (AssertionError, ValueError, tf.errors.OpError):
+            raise ValueError(
+                "it holds the input position of another set-up (number of input hosts or replicas, batch "
+                "size or training files)"
+            ) from None
 
     def free(self):
         """Drops the iterators now. A tf.data iterator freed during interpreter shutdown (by the cyclic

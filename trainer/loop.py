@@ -1,10 +1,15 @@
 """The device loop: one tf.function call runs `num_steps` optimizer steps, each under `strategy.run`.
 
     device_loop(num_steps):                        one call, traced once whatever num_steps is
+        inputs.fill_lookahead()                    a fresh run's first call: the first step's rows
         for i in tf.range(num_steps):
             batch = inputs.next()                  per host: one read of its tf.data iterator
             strategy.run(replica_step, batch, i)   everything else, on every replica
         return LoopTotals.read()                   a few scalars read from the first replica
+
+Each replica trains on the rows already on its device (the input's look-ahead, trainer/inputs.py) and, in
+the same step, stores its rows of `batch`, the next step's: the iterator read and the copy to the device
+overlap the step's compute instead of coming before it.
 
 Inside the replica function a step trains (trainer/step.py), adds 1 to the step counter when the update
 was applied, and adds its numbers to the loop totals: the loss/accuracy sums, the gradient norm, the applied
@@ -81,12 +86,17 @@ def make_device_loop(strategy, train_step, inputs, step, totals):
 
     def replica_step(host_batch, first_step):
         with tf.name_scope(REPLICA_SCOPE):
-            out = train_step(inputs.replica_rows(host_batch))
+            # This step's rows come out of the look-ahead, and host_batch's rows go in. Automatic control
+            # dependencies order that write after the look-ahead's read only: what the step runs later
+            # (the training, the step counter, the totals) writes other variables, so the write waits
+            # for none of it (tests/trainer/test_loop.py checks this in the traced graph).
+            out = train_step(inputs.step_rows(host_batch))
             step.assign_add(tf.cast(out["applied"] > 0.0, tf.int64))
             totals.add(first_step, step.read_value(), out)
 
     @tf.function
     def device_loop(num_steps):
+        inputs.fill_lookahead()  # only when it holds no rows yet (a resumed run restored them)
         for i in tf.range(num_steps):
             strategy.run(replica_step, args=(inputs.next(), i == 0))
         return totals.read()

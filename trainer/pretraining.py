@@ -148,7 +148,8 @@ def train(config, strategy=None, dataset_fn=None):
     """Trains (or resumes training) as `config` says; returns a TrainResult.
 
     `strategy` defaults to the one runtime.strategy names; `dataset_fn(input_context, batch_size)` to the
-    training TFRecords of data.train_files.
+    training TFRecords of data.train_files (a dataset_fn yields at least one batch more than the steps:
+    the input reads one step ahead, trainer/inputs.py).
 
     Raises a UserError (bad config, data or checkpoint; NonFiniteError when the loss or the gradient norm
     is not finite) or Preempted (a SIGTERM, SIGINT or SIGHUP came: a checkpoint was saved).
@@ -174,7 +175,7 @@ def train(config, strategy=None, dataset_fn=None):
         model=training.model,
         optimizer=training.optimizer,
         step=training.step,
-        input_checkpoint=inputs.checkpoint,
+        inputs=inputs,
         keep=config.train.keep_checkpoints,
     )
     if checkpoints.restore_latest() is None and config.model.init_checkpoint:

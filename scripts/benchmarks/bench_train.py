@@ -34,8 +34,14 @@ the targets (our best >= 2x the peer's best; ours >= 1.2x the peer in the same p
 CPU devices: BERT-tiny (vocabulary 4000, as the demo's), a 2-sequence micro-batch per replica, sequence
 length 64 with 10 masked positions, float32, no XLA. "Replica function alone" is a tf.function running the
 train step under `strategy.run` 10 times over (unrolled, on a batch already on the devices: no loop, no
-input); "in the loop" is the device loop at steps_per_loop 1 and 50, reading the trainer's input iterator.
-Both are timed in turns; reported: ms per optimizer step and the loop's overhead over the replica function.
+input); "in the loop" is the device loop at steps_per_loop 1 and 50, reading the trainer's input iterator,
+with the input's look-ahead (the next step's rows waiting on the devices, as the trainer runs) and without
+it (each step's rows copied to the devices at the start of the step). All are timed in turns; reported: ms
+per optimizer step (best turn), the loop's overhead over the replica function, and the time with the
+look-ahead over the time without it (the median over the turns of that ratio within a turn, which a load
+spike in one turn does not move). "The input alone" is the device loop with a stand-in step that only reads
+its rows: the input's own work per step (iterator read, slicing, copy to the devices, and the look-ahead's
+read and write when on), the most the look-ahead can hide behind a step.
 
     python scripts/benchmarks/bench_train.py --host_overhead --repeats=7
 """
@@ -44,6 +50,7 @@ import argparse
 import json
 import os
 import pathlib
+import statistics
 import subprocess
 import sys
 import time
@@ -151,17 +158,21 @@ class OurTraining:
             jit_compile=xla,
         )
 
-    def device_loop(self, features, accumulation, xla):
-        """The trainer's device loop over a repeated batch (`features` holds one replica's rows)."""
-        replica_batch = int(features["input_ids"].shape[0])
-        inputs = DistributedInput(
+    def inputs(self, features, lookahead=True):
+        """The trainer's input over a repeated batch (`features` holds one replica's rows)."""
+        return DistributedInput(
             self.strategy,
             lambda context, size: (
                 tf.data.Dataset.from_tensors(features).repeat().unbatch().batch(size, drop_remainder=True)
             ),
-            replica_batch,
+            int(features["input_ids"].shape[0]),
+            lookahead=lookahead,
         )
-        global_batch = replica_batch * self.strategy.num_replicas_in_sync
+
+    def device_loop(self, features, accumulation, xla, lookahead=True):
+        """The trainer's device loop over a repeated batch (`features` holds one replica's rows)."""
+        inputs = self.inputs(features, lookahead)
+        global_batch = inputs.replica_batch_size * self.strategy.num_replicas_in_sync
         train_step = self.train_step(global_batch, accumulation, xla)
         return make_device_loop(self.strategy, train_step, inputs, self.step, self.totals)
 
@@ -420,6 +431,7 @@ def print_summary(rows):
 HOST_DEVICES = (1, 4)
 HOST_STEPS_PER_LOOP = (1, 50)
 UNROLLED = 10  # replica-function calls per timed call of the "alone" candidate
+INPUT_STEPS = 200  # steps per timed call of the "input alone" candidate
 
 
 def replica_alone(training, features, strategy):
@@ -441,9 +453,16 @@ def replica_alone(training, features, strategy):
     return timed_call(unrolled)
 
 
+def consume_rows(rows):
+    """A stand-in for the train step that only reads its rows: in the device loop, it leaves the input's
+    work per step (iterator read, slicing, copy to the device, the look-ahead's read and write)."""
+    total = tf.add_n([tf.reduce_sum(tf.cast(t, tf.float32)) for t in rows.values()])
+    return {"sums": tf.fill([len(bert.SUM_KEYS)], total), "gradient_norm": total, "applied": tf.constant(1.0)}
+
+
 def measure_host_overhead(args):
-    """ms per step of the device loop at each steps_per_loop against the replica function alone, on 1 and 4
-    logical CPU devices, all timed in turns in this process."""
+    """ms per step of the device loop at each steps_per_loop, with and without the input's look-ahead,
+    against the replica function alone, on 1 and 4 logical CPU devices, all timed in turns in this process."""
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(
         cpu, [tf.config.LogicalDeviceConfiguration()] * max(HOST_DEVICES)
@@ -452,8 +471,9 @@ def measure_host_overhead(args):
     bert_config = bert.BertConfig.from_json_file(ROOT / "configs" / "bert" / "tiny.json")
     bert_config = bert.BertConfig(**{**bert_config.to_dict(), "vocab_size": 4000})
     features = random_features(bert_config, 2, 64, 10)
-    # (devices, steps_per_loop or None for the replica function alone, steps per call, candidate)
-    candidates = []
+    # (devices, steps_per_loop, None for the replica function alone or "input" for the input alone,
+    # look-ahead) -> (steps per call, candidate)
+    candidates = {}
     for devices in HOST_DEVICES:
         strategy = (
             tf.distribute.OneDeviceStrategy("/cpu:0")
@@ -463,22 +483,52 @@ def measure_host_overhead(args):
             )
         )
         training = OurTraining(bert_config, "float32", run_config, strategy)
-        candidates.append((devices, None, UNROLLED, replica_alone(training, features, strategy)))
-        loop = training.device_loop(features, 1, False)
-        for steps in HOST_STEPS_PER_LOOP:
-            candidates.append((devices, steps, steps, timed_call(loop, tf.constant(steps))))
+        candidates[devices, None, None] = UNROLLED, replica_alone(training, features, strategy)
+        for lookahead in (False, True):
+            loop = training.device_loop(features, 1, False, lookahead)
+            for steps in HOST_STEPS_PER_LOOP:
+                candidates[devices, steps, lookahead] = steps, timed_call(loop, tf.constant(steps))
+            inputs = training.inputs(features, lookahead)
+            loop = make_device_loop(strategy, consume_rows, inputs, training.step, training.totals)
+            candidates[devices, "input", lookahead] = INPUT_STEPS, timed_call(loop, tf.constant(INPUT_STEPS))
     print(f"TF {tf.__version__}, {os.cpu_count()} CPUs; warming up", flush=True)
-    best = timed_in_turns([c[-1] for c in candidates], args.repeats, warmup=1)
-    per_step = {(c[0], c[1]): seconds / c[2] for c, seconds in zip(candidates, best, strict=True)}
-    print("| devices | what | ms / step | seq/s | loop overhead |")
-    print("|---|---|---|---|---|")
+    turns = []  # the seconds of every candidate, per turn
+
+    def report(turn, seconds):
+        turns.append(dict(zip(candidates, seconds, strict=True)))
+        print(f"  turn {turn + 1}/{args.repeats}: " + " ".join(f"{s:.2f}" for s in seconds), flush=True)
+
+    timings = [candidate for _, candidate in candidates.values()]
+    best = timed_in_turns(timings, args.repeats, warmup=1, on_turn=report)
+    per_step = {
+        key: seconds / steps for (key, (steps, _)), seconds in zip(candidates.items(), best, strict=True)
+    }
+
+    def on_over_off(devices, steps):
+        return statistics.median(turn[devices, steps, True] / turn[devices, steps, False] for turn in turns)
+
+    print("| devices | what | ms / step | seq/s | over the replica function alone | look-ahead on / off |")
+    print("|---|---|---|---|---|---|")
+    for devices, steps, lookahead in candidates:
+        if steps == "input":
+            continue
+        seconds = per_step[devices, steps, lookahead]
+        if steps is None:
+            what, overhead = "replica function alone", "-"
+        else:
+            what = f"device loop, steps_per_loop {steps}, look-ahead {'on' if lookahead else 'off'}"
+            overhead = f"{seconds / per_step[devices, None, None] - 1:+.1%}"
+        on_off = f"{on_over_off(devices, steps):.3f}" if lookahead else "-"
+        speed = f"{seconds * 1e3:.2f} | {2 * devices / seconds:.0f}"
+        print(f"| {devices} | {what} | {speed} | {overhead} | {on_off} |")
+    print()
+    print(f"The input alone: the device loop at steps_per_loop {INPUT_STEPS}, its step only reads its rows")
+    print("| devices | look-ahead off: µs / step | look-ahead on: µs / step | off / replica function alone |")
+    print("|---|---|---|---|")
     for devices in HOST_DEVICES:
-        alone = per_step[(devices, None)]
-        for steps in (None, *HOST_STEPS_PER_LOOP):
-            seconds = per_step[(devices, steps)]
-            what = "replica function alone" if steps is None else f"device loop, steps_per_loop {steps}"
-            overhead = "-" if steps is None else f"{seconds / alone - 1:+.1%}"
-            print(f"| {devices} | {what} | {seconds * 1e3:.2f} | {2 * devices / seconds:.0f} | {overhead} |")
+        off, on = per_step[devices, "input", False], per_step[devices, "input", True]
+        share = off / per_step[devices, None, None]
+        print(f"| {devices} | {off * 1e6:.0f} | {on * 1e6:.0f} | {share:.1%} |")
 
 
 def _verdict(ratio, target):

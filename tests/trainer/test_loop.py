@@ -1,5 +1,6 @@
 """The device loop: what runs on the host per call and per step does not grow with the devices or with
-steps_per_loop; the whole replica step compiles as one XLA program.
+steps_per_loop; the copy of the next step's rows to the devices waits for nothing of the step; the whole
+replica step compiles as one XLA program.
 
 Four logical CPU devices (tests/conftest.py) stand for the replicas of an accelerator host.
 """
@@ -18,7 +19,7 @@ from test_step import CONFIG, GLOBAL_BATCH, global_batch
 import bert
 import lamb
 from trainer.errors import ConfigError
-from trainer.inputs import DistributedInput
+from trainer.inputs import LOOKAHEAD_SCOPE, DistributedInput
 from trainer.loop import REPLICA_SCOPE, LoopTotals, make_device_loop
 from trainer.pretraining import compiles_the_step
 from trainer.step import TrainStep
@@ -65,21 +66,23 @@ def weights():
     return bert.BertPretrainingModel(CONFIG).get_weights()
 
 
+def traced_loop(device_loop):
+    """(the nodes run once per call, {"cond", "body"}: the steps loop's functions) of the traced loop."""
+    graph_def = device_loop.get_concrete_function(tf.TensorSpec([], tf.int32)).graph.as_graph_def()
+    functions = {f.signature.name: f for f in graph_def.library.function}
+    per_call = list(graph_def.node)
+    loops = [node for node in per_call if node.op in ("While", "StatelessWhile")]
+    assert len(loops) == 1, "one steps loop per call"
+    return per_call, {key: functions[loops[0].attr[key].func.name] for key in ("cond", "body")}
+
+
 def host_ops(device_loop):
     """(ops run once per call, ops run once per step) outside the replica function, in the traced loop.
 
     Placeholders (the captured variables and the argument) are inputs, not ops that run."""
-    graph_def = device_loop.get_concrete_function(tf.TensorSpec([], tf.int32)).graph.as_graph_def()
-    functions = {f.signature.name: f for f in graph_def.library.function}
-    per_call = [node for node in graph_def.node if node.op != "Placeholder"]
-    loops = [node for node in per_call if node.op in ("While", "StatelessWhile")]
-    assert len(loops) == 1, "one steps loop per call"
-    per_step = [
-        node
-        for key in ("cond", "body")
-        for node in functions[loops[0].attr[key].func.name].node_def
-        if REPLICA_SCOPE not in node.name
-    ]
+    per_call, loop = traced_loop(device_loop)
+    per_call = [node for node in per_call if node.op != "Placeholder"]
+    per_step = [node for f in loop.values() for node in f.node_def if REPLICA_SCOPE not in node.name]
     return collections.Counter(n.op for n in per_call), collections.Counter(n.op for n in per_step)
 
 
@@ -101,6 +104,38 @@ def test_the_host_work_per_call_and_per_step_does_not_grow_with_devices_or_steps
     assert per_step["IteratorGetNext"] == 1
     assert sum(per_step.values()) <= 15, per_step
     assert sum(per_call.values()) <= 40, per_call
+
+
+def ancestors(node, nodes):
+    """The nodes `node` waits for (data and control inputs, transitively) within one function."""
+    found, pending = set(), [node]
+    while pending:
+        for name in pending.pop().input:
+            source = name.lstrip("^").split(":")[0]
+            if source in nodes and source not in found:
+                found.add(source)
+                pending.append(nodes[source])
+    return [nodes[name] for name in found]
+
+
+def writes_a_variable(node):
+    return node.op.startswith(("Assign", "ResourceApply", "ResourceScatter"))
+
+
+def test_the_copy_of_the_next_steps_rows_to_the_devices_waits_for_nothing_of_the_step(weights):
+    device_loop, _, _ = device_loop_of(strategy_of(4), weights)
+    _, loop = traced_loop(device_loop)
+    nodes = {node.name: node for node in loop["body"].node_def}
+    writes = [node for node in nodes.values() if LOOKAHEAD_SCOPE in node.name and writes_a_variable(node)]
+    assert len(writes) == 4 * len(global_batch())  # every feature on every replica
+    assert sum(writes_a_variable(node) for node in nodes.values()) > 2 * len(writes)  # the step's updates
+    for write in writes:
+        before = {node.op for node in ancestors(write, nodes)}
+        assert "IteratorGetNext" in before  # the next step's batch
+        # Neither the training (its accumulation loop), nor any update of a variable (the optimizer's, the
+        # step counter's, the totals').
+        assert not before & {"While", "StatelessWhile", "StatefulPartitionedCall"}, before
+        assert not any(writes_a_variable(node) for node in ancestors(write, nodes)), before
 
 
 def make_lamb():

@@ -70,6 +70,18 @@ def test_checkpoints_are_written_every_n_steps_and_at_the_end(tiny_run):
     assert trainer.load_config(os.path.join(model_dir, "config.yaml")) == config
 
 
+def test_the_look_ahead_rows_are_saved_with_the_input_position_not_with_the_model(tiny_run):
+    config, _, _ = tiny_run
+    model_dir = config.runtime.model_dir
+    saved = dict(tf.train.list_variables(os.path.join(model_dir, "data", "chief", "data-12")))
+    rows = {name: shape for name, shape in saved.items() if name.startswith("lookahead/replicas/0/")}
+    assert len(rows) == 7 and all(shape[0] == 16 for shape in rows.values())  # 4 x 4 sequences
+    assert saved["lookahead/filled/.ATTRIBUTES/VARIABLE_VALUE"] == []
+    # The model checkpoint, which evaluation and export read, holds none of them.
+    model_names = [name for name, _ in tf.train.list_variables(os.path.join(model_dir, "ckpt-12"))]
+    assert not [name for name in model_names if "lookahead" in name]
+
+
 def test_tensorboard_gets_the_logged_numbers_and_the_trust_ratios(tiny_run):
     config, _, _ = tiny_run
     values = event_values(os.path.join(config.runtime.model_dir, "train"))
