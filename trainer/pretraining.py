@@ -22,7 +22,7 @@ import data
 from trainer import config as config_lib
 from trainer import typed_yaml
 from trainer.checkpoints import Checkpoints, load_init_checkpoint
-from trainer.controller import SUMMARY_DIR_NAME, TrainResult, run_loop
+from trainer.controller import SUMMARY_DIR_NAME, LoopRun, TrainResult, run_loop
 from trainer.errors import ConfigError
 from trainer.evaluation import evaluate
 from trainer.export import export_run_model
@@ -32,7 +32,7 @@ from trainer.model import load_bert_config
 from trainer.optimizers import log_optimizer, make_optimizer
 from trainer.plan import BatchPlan, SchedulePlan, plan_batches, plan_schedule
 from trainer.preemption import watch_preemption
-from trainer.step import TrainStep
+from trainer.step import PRETRAINING_LOSS, TrainStep
 from trainer.strategy import is_chief, strategy_for
 from trainer.summaries import Throughput, log_peak_flops, peak_flops
 
@@ -188,13 +188,13 @@ def train(config, strategy=None, dataset_fn=None):
         global_batch_size=training.batches.global_batch_size,
         accumulation_steps=training.batches.accumulation_steps,
         clip_global_norm=config.optimizer.clip_global_norm,
+        loss=PRETRAINING_LOSS,
         jit_compile=jit_compile,
     )
     device_loop = make_device_loop(strategy, train_step, inputs, training.step, training.totals)
-    throughput = make_throughput(training)
     try:
         with watch_preemption(strategy, checkpoints.save) as watch:
-            result = run_loop(training, device_loop, checkpoints, watch, throughput)
+            result = run_loop(loop_run(training), device_loop, checkpoints, watch)
             watch.stop_if_requested(result.step)  # a notice during the last steps: no export, no eval
     finally:
         # The loop's graph holds the input iterators; freed later, during interpreter shutdown, a tf.data
@@ -230,6 +230,25 @@ def compiles_the_step(strategy, jit_compile):
         )
     logging.info("runtime.jit_compile: the whole replica step is one XLA program")
     return True
+
+
+def loop_run(training):
+    """What the controller reads of this run (trainer/controller.py)."""
+    return LoopRun(
+        step=training.step,
+        train_steps=training.schedule.train_steps,
+        train=training.config.train,
+        batches=training.batches,
+        optimizer=training.optimizer,
+        variables=training.model.trainable_variables,
+        learning_rate=training.learning_rate,
+        loss=PRETRAINING_LOSS,
+        throughput=make_throughput(training),
+        model_dir=training.config.runtime.model_dir,
+        chief=training.chief,
+        vocab_size=training.model.config.vocab_size,
+        data_files=training.data_files,
+    )
 
 
 def make_throughput(training):
@@ -284,7 +303,7 @@ def build_training(config, strategy, check_files=True):
             name="step",
             aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
         )
-        totals = LoopTotals()
+        totals = LoopTotals(PRETRAINING_LOSS.sum_keys)
     log_optimizer(config.optimizer, optimizer, model.trainable_variables)
     return Training(
         config, strategy, chief, batches, schedule, model, optimizer, learning_rate, step, totals, data_files
