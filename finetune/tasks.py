@@ -148,13 +148,15 @@ class SquadTask:
 
     def evaluate(self, outputs):
         self.eval_features()
-        examples, _, windows = self._eval
+        examples, features, windows = self._eval
         c = self.config
         return squad.evaluate(
             examples,
             windows,
+            features["input_ids"],
             outputs["start_logits"],
             outputs["end_logits"],
+            self.tokenizer,
             c.n_best_size,
             c.max_answer_length,
         )
