@@ -14,7 +14,6 @@ the batches an uninterrupted one would.
 """
 
 import dataclasses
-import gc
 import json
 import math
 import os
@@ -30,14 +29,13 @@ import data
 from finetune.tasks import concatenate_outputs, make_task, model_inputs, num_examples
 from trainer import typed_yaml
 from trainer.checkpoints import Checkpoints, load_init_checkpoint, resolve_init_checkpoint, restore_model
-from trainer.controller import LoopRun, run_loop
+from trainer.controller import LoopRun, train_until_the_end
 from trainer.errors import ConfigError, UserError
 from trainer.inputs import DistributedInput
-from trainer.loop import LoopTotals, make_device_loop
+from trainer.loop import LoopTotals
 from trainer.model import load_bert_config
 from trainer.optimizers import log_optimizer, make_optimizer
-from trainer.plan import SchedulePlan, plan_batches
-from trainer.preemption import watch_preemption
+from trainer.plan import BatchPlan, SchedulePlan, plan_batches
 from trainer.pretraining import compiles_the_step, write_config
 from trainer.step import TrainStep
 from trainer.strategy import is_chief, make_strategy
@@ -264,6 +262,83 @@ def _append_results(path, step, metrics):
     os.replace(temporary, path)
 
 
+@dataclasses.dataclass
+class Training:
+    """What a fine-tuning run builds before its first step, beside its task and model (Run)."""
+
+    schedule: SchedulePlan
+    batches: BatchPlan
+    learning_rate: keras.optimizers.schedules.LearningRateSchedule
+    optimizer: keras.optimizers.Optimizer  # AdamW or LAMB (in a LossScaleOptimizer under mixed_float16)
+    step: tf.Variable  # optimizer updates applied; checkpointed with the model and the optimizer
+    totals: LoopTotals  # the device loop's running totals of the task's sums
+
+
+def build_training(config, run, count, strategy):
+    """Plans the schedule and the batches (logged), builds the optimizer, the step counter and the loop's
+    totals in the strategy's scope."""
+    schedule = plan_schedule(config, count)
+    batches = plan_finetune_batches(config.train, strategy)
+    logging.info(
+        "%s: %d training examples, %g epoch(s) = %d steps, warmup %d; lr %g, power-%g decay to 0; this run "
+        "stops at step %d",
+        config.task.name, count, config.schedule.epochs, schedule.total_steps, schedule.warmup_steps,
+        schedule.peak_learning_rate, schedule.power, schedule.train_steps,
+    )  # fmt: skip
+    logging.info("batches: %s", batches.describe())
+    runtime, variables = config.runtime, run.model.trainable_variables
+    with strategy.scope():
+        learning_rate = schedule.make_schedule()
+        optimizer = make_optimizer(
+            config.optimizer,
+            learning_rate,
+            variables,
+            mixed_precision=runtime.mixed_precision,
+            initial_loss_scale=runtime.initial_loss_scale,
+            loss_scale_growth_steps=runtime.loss_scale_growth_steps,
+        )
+        step = tf.Variable(
+            0,
+            dtype=tf.int64,
+            trainable=False,
+            name="step",
+            aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
+        )
+        totals = LoopTotals(run.task.loss.sum_keys)
+    log_optimizer(config.optimizer, optimizer, variables)
+    return Training(schedule, batches, learning_rate, optimizer, step, totals)
+
+
+def restore_or_initialise(config, run, checkpoints):
+    """Resumes from the latest checkpoint of model_dir, else loads model.init_checkpoint into the encoder."""
+    if checkpoints.restore_latest() is not None:
+        return
+    if config.model.init_checkpoint:
+        load_init_checkpoint(run.pretraining, config.model.init_checkpoint)
+    else:
+        logging.info("no model.init_checkpoint: the encoder starts from random weights")
+
+
+def loop_run(config, run, training, strategy):
+    """What the controller reads of this run (trainer/controller.py): the task's loss and evaluation."""
+    return LoopRun(
+        step=training.step,
+        train_steps=training.schedule.train_steps,
+        train=config.train,
+        batches=training.batches,
+        optimizer=training.optimizer,
+        variables=run.model.trainable_variables,
+        learning_rate=training.learning_rate,
+        loss=run.task.loss,
+        throughput=make_throughput(config, run.pretraining.config, run.task, strategy),
+        model_dir=config.runtime.model_dir,
+        chief=run.chief,
+        vocab_size=run.pretraining.config.vocab_size,
+        evaluate=run.evaluate,
+        eval_every_steps=config.train.eval_every_steps,
+    )
+
+
 def finetune(config, strategy=None):
     """Fine-tunes (or resumes fine-tuning) as `config` says; returns a FinetuneResult.
 
@@ -279,95 +354,41 @@ def finetune(config, strategy=None):
     train_features = run.task.train_features()
     for line in typed_yaml.format_config(config):  # once the inputs have passed their checks
         logging.info("config %s", line)
-    count = num_examples(train_features)
-    schedule = plan_schedule(config, count)
-    batches = plan_finetune_batches(train, strategy)
-    logging.info(
-        "%s: %d training examples, %g epoch(s) = %d steps, warmup %d; lr %g, power-%g decay to 0; this run "
-        "stops at step %d",
-        config.task.name, count, config.schedule.epochs, schedule.total_steps, schedule.warmup_steps,
-        schedule.peak_learning_rate, schedule.power, schedule.train_steps,
-    )  # fmt: skip
-    logging.info("batches: %s", batches.describe())
-
-    with strategy.scope():
-        learning_rate = schedule.make_schedule()
-        optimizer = make_optimizer(
-            config.optimizer,
-            learning_rate,
-            run.model.trainable_variables,
-            mixed_precision=runtime.mixed_precision,
-            initial_loss_scale=runtime.initial_loss_scale,
-            loss_scale_growth_steps=runtime.loss_scale_growth_steps,
-        )
-        step = tf.Variable(
-            0,
-            dtype=tf.int64,
-            trainable=False,
-            name="step",
-            aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
-        )
-        totals = LoopTotals(run.task.loss.sum_keys)
-    log_optimizer(config.optimizer, optimizer, run.model.trainable_variables)
-    dataset_fn = make_dataset_fn(train_features, train.batch_size, train.seed, schedule.total_steps)
-    inputs = DistributedInput(strategy, dataset_fn, batches.replica_batch_size)
+    training = build_training(config, run, num_examples(train_features), strategy)
+    dataset_fn = make_dataset_fn(train_features, train.batch_size, train.seed, training.schedule.total_steps)
+    inputs = DistributedInput(strategy, dataset_fn, training.batches.replica_batch_size)
     checkpoints = Checkpoints(
         runtime.model_dir,
         strategy,
         model=run.model,
-        optimizer=optimizer,
-        step=step,
+        optimizer=training.optimizer,
+        step=training.step,
         input_checkpoint=inputs.checkpoint,
         keep=train.keep_checkpoints,
     )
-    if checkpoints.restore_latest() is None:
-        if config.model.init_checkpoint:
-            load_init_checkpoint(run.pretraining, config.model.init_checkpoint)
-        else:
-            logging.info("no model.init_checkpoint: the encoder starts from random weights")
+    restore_or_initialise(config, run, checkpoints)
     if run.chief:  # written once the data and the checkpoints have passed their checks
         write_config(config, runtime.model_dir)
 
     train_step = TrainStep(
         run.model,
-        optimizer,
-        global_batch_size=batches.global_batch_size,
-        accumulation_steps=batches.accumulation_steps,
+        training.optimizer,
+        global_batch_size=training.batches.global_batch_size,
+        accumulation_steps=training.batches.accumulation_steps,
         clip_global_norm=config.optimizer.clip_global_norm,
         loss=run.task.loss,
         jit_compile=compiles_the_step(strategy, runtime.jit_compile),
     )
-    device_loop = make_device_loop(strategy, train_step, inputs, step, totals)
-    loop = LoopRun(
-        step=step,
-        train_steps=schedule.train_steps,
-        train=train,
-        batches=batches,
-        optimizer=optimizer,
-        variables=run.model.trainable_variables,
-        learning_rate=learning_rate,
-        loss=run.task.loss,
-        throughput=make_throughput(config, run.pretraining.config, run.task, strategy),
-        model_dir=runtime.model_dir,
-        chief=run.chief,
-        vocab_size=run.pretraining.config.vocab_size,
-        evaluate=run.evaluate,
-        eval_every_steps=train.eval_every_steps,
+    run_for_controller = loop_run(config, run, training, strategy)
+    result = train_until_the_end(
+        strategy, run_for_controller, train_step, inputs, training.totals, checkpoints
     )
-    try:
-        with watch_preemption(strategy, checkpoints.save) as watch:
-            result = run_loop(loop, device_loop, checkpoints, watch)
-            watch.stop_if_requested(result.step)
-    finally:
-        # As in trainer/pretraining.py: free the input iterators now, not during interpreter shutdown.
-        del device_loop
-        inputs.free()
-        gc.collect()
     eval_metrics = result.eval_metrics
     if eval_metrics is None:  # resumed at the last step: nothing trained, evaluated once
         eval_metrics = run.evaluate(result.step)
+    total_steps = training.schedule.total_steps
     return FinetuneResult(
-        result.step, schedule.total_steps, result.metrics.get("loss"), eval_metrics, checkpoints.latest()
+        result.step, total_steps, result.metrics.get("loss"), eval_metrics, checkpoints.latest()
     )
 
 

@@ -16,6 +16,7 @@ evaluation and export run once, after the last step (trainer/pretraining.py).
 """
 
 import dataclasses
+import gc
 import os
 from collections.abc import Callable
 
@@ -25,8 +26,10 @@ from absl import logging
 
 import data
 from trainer.errors import NonFiniteError, OutOfMemoryError, out_of_memory_message
+from trainer.loop import make_device_loop
 from trainer.optimizers import loss_scale, trust_ratios
 from trainer.plan import BatchPlan
+from trainer.preemption import watch_preemption
 from trainer.summaries import IntervalMetrics, Summaries, Throughput, progress_line
 
 SUMMARY_DIR_NAME = "train"
@@ -70,6 +73,25 @@ class LoopRun:
 def crossed(previous, current, every):
     """True when a multiple of `every` lies in (previous, current]."""
     return current // every > previous // every
+
+
+def train_until_the_end(strategy, run, train_step, inputs, totals, checkpoints):
+    """Trains `run` to its last step: `train_step` (trainer/step.py) in the device loop (trainer/loop.py,
+    reading `inputs`, a trainer.inputs.DistributedInput, keeping `totals`, a trainer.loop.LoopTotals), called
+    by `run_loop` with the preemption watch on. Returns the TrainResult; raises trainer.preemption.Preempted
+    when a stop signal came, also during the last call (a checkpoint was saved)."""
+    device_loop = make_device_loop(strategy, train_step, inputs, run.step, totals)
+    try:
+        with watch_preemption(strategy, checkpoints.save) as watch:
+            result = run_loop(run, device_loop, checkpoints, watch)
+            watch.stop_if_requested(result.step)
+    finally:
+        # The loop's graph holds the input iterators; freed later, during interpreter shutdown, a tf.data
+        # iterator can wait forever for its threads (tensorflow/tensorflow#21277). Free them now.
+        del device_loop
+        inputs.free()
+        gc.collect()
+    return result
 
 
 def run_loop(run, device_loop, checkpoints, watch):

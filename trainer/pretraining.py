@@ -10,7 +10,6 @@ Nothing is written to model_dir before the config, the data and init_checkpoint 
 """
 
 import dataclasses
-import gc
 import os
 
 import keras
@@ -22,16 +21,15 @@ import data
 from trainer import config as config_lib
 from trainer import typed_yaml
 from trainer.checkpoints import Checkpoints, load_init_checkpoint
-from trainer.controller import SUMMARY_DIR_NAME, LoopRun, TrainResult, run_loop
+from trainer.controller import SUMMARY_DIR_NAME, LoopRun, TrainResult, train_until_the_end
 from trainer.errors import ConfigError
 from trainer.evaluation import evaluate
 from trainer.export import export_run_model
 from trainer.inputs import DistributedInput
-from trainer.loop import LoopTotals, make_device_loop
+from trainer.loop import LoopTotals
 from trainer.model import load_bert_config
 from trainer.optimizers import log_optimizer, make_optimizer
 from trainer.plan import BatchPlan, SchedulePlan, plan_batches, plan_schedule
-from trainer.preemption import watch_preemption
 from trainer.step import PRETRAINING_LOSS, TrainStep
 from trainer.strategy import is_chief, strategy_for
 from trainer.summaries import Throughput, log_peak_flops, peak_flops
@@ -191,17 +189,10 @@ def train(config, strategy=None, dataset_fn=None):
         loss=PRETRAINING_LOSS,
         jit_compile=jit_compile,
     )
-    device_loop = make_device_loop(strategy, train_step, inputs, training.step, training.totals)
-    try:
-        with watch_preemption(strategy, checkpoints.save) as watch:
-            result = run_loop(loop_run(training), device_loop, checkpoints, watch)
-            watch.stop_if_requested(result.step)  # a notice during the last steps: no export, no eval
-    finally:
-        # The loop's graph holds the input iterators; freed later, during interpreter shutdown, a tf.data
-        # iterator can wait forever for its threads (tensorflow/tensorflow#21277). Free them now.
-        del device_loop
-        inputs.free()
-        gc.collect()
+    # A stop signal during the last steps raises Preempted here: no export, no evaluation.
+    result = train_until_the_end(
+        strategy, loop_run(training), train_step, inputs, training.totals, checkpoints
+    )
     if training.chief:
         finish(training, result)
     return result
