@@ -7,7 +7,8 @@
     python run_finetuning.py --config=mrpc.yaml --model_dir=runs/mrpc --mode=eval     # the latest checkpoint
 
 The config files are in configs/finetune/ (or give a path). Running the same command again resumes from the
-latest checkpoint in model_dir. A bad config, command line, data file or checkpoint is reported as one line
+latest checkpoint in model_dir; SIGTERM, SIGINT or SIGHUP save a checkpoint and stop (exit code 128 + the
+signal's number). A bad config, command line, data file or checkpoint is reported as one line
 on stderr with exit code 2. Every config key is listed in the help of --set (--helpfull).
 """
 
@@ -21,7 +22,7 @@ from data.tensorflow_startup import import_tensorflow_quietly  # noqa: E402
 
 import_tensorflow_quietly(list_devices=True)
 
-from absl import app, flags  # noqa: E402
+from absl import app, flags, logging  # noqa: E402
 
 import finetune  # noqa: E402
 import trainer  # noqa: E402
@@ -82,6 +83,9 @@ def main(argv):
         finetune.run(config, mode=FLAGS.mode)
     except (*trainer.USER_ERRORS, ValueError) as e:
         fail(e)
+    except trainer.Preempted as e:
+        logging.warning("%s", e)
+        sys.exit(e.exit_code)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@ config = finetune.load_config("mrpc.yaml", overrides=["model.init_checkpoint=run
 result = finetune.finetune(config)       # or finetune.run(config, mode="train" | "eval")
 
 Modules: config (the YAML schema), classification and squad (reading, features, official metrics),
-metrics, model (the task heads), tasks (what the loop needs of a task), train (the loop), library_task
+metrics, model (the task heads), tasks (what the loop needs of a task: features, model, loss definition),
+train (the run, on the trainer's step, device loop and controller), library_task
 (the demo's task built from the embedded corpus), demo (pretrained against random initialisation).
 """
 

@@ -89,12 +89,21 @@ class FinetuneScheduleConfig:
 @dataclasses.dataclass(kw_only=True)
 class FinetuneTrainConfig:
     batch_size: int = key(32, "examples per optimizer step, over all replicas", at_least(1))
+    micro_batch_size: int | None = key(
+        None,
+        "examples per replica per forward/backward pass; accumulation steps = batch_size / "
+        "(micro_batch_size x replicas); null: a replica's whole share of the batch (no accumulation)",
+        at_least(1),
+    )
     eval_batch_size: int = key(64, "examples per evaluation batch", at_least(1))
     max_steps: int | None = key(
         None, "stop after this many steps (the schedule still spans all epochs); null: all", at_least(1)
     )
     steps_per_loop: int = key(1, "optimizer steps per call of the compiled training loop", at_least(1))
     log_every_steps: int = key(50, "steps between progress lines (a multiple of steps_per_loop)", at_least(1))
+    summary_every_steps: int = key(
+        100, "steps between TensorBoard summaries (a multiple of steps_per_loop)", at_least(1)
+    )
     checkpoint_every_steps: int = key(
         1000,
         "steps between checkpoints (a multiple of steps_per_loop); one is also written at the end",
@@ -113,7 +122,9 @@ class FinetuneConfig:
     model: FinetuneModelConfig = key(FinetuneModelConfig, "the encoder to start from")
     optimizer: FinetuneOptimizerConfig = key(FinetuneOptimizerConfig, "the optimizer: AdamW or LAMB")
     schedule: FinetuneScheduleConfig = key(REQUIRED, "the learning-rate schedule")
-    train: FinetuneTrainConfig = key(FinetuneTrainConfig, "batch size, steps, logging, checkpoints")
+    train: FinetuneTrainConfig = key(
+        FinetuneTrainConfig, "batch sizes, steps, logging, checkpoints, evaluation"
+    )
     runtime: RuntimeConfig = key(RuntimeConfig, "where and how the run executes (as for pretraining)")
 
 
@@ -128,7 +139,12 @@ def load_config(names_or_paths, overrides=()):
 def validate(config):
     """Checks between keys."""
     train = config.train
-    for name in ("log_every_steps", "checkpoint_every_steps", "eval_every_steps"):
+    if train.micro_batch_size is not None and train.batch_size % train.micro_batch_size:
+        raise ConfigError(
+            f"train.batch_size: expected a multiple of train.micro_batch_size ({train.micro_batch_size}), "
+            f"got {train.batch_size}"
+        )
+    for name in ("log_every_steps", "summary_every_steps", "checkpoint_every_steps", "eval_every_steps"):
         every = getattr(train, name)
         if every is not None and every % train.steps_per_loop:
             raise ConfigError(

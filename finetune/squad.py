@@ -14,10 +14,15 @@ its words (`_improve_answer_span`), and a window without the whole answer points
 
 Prediction: per feature the `n_best_size` best start and end logits; a span is valid when both ends are in
 the window's context, start is a max-context piece, end >= start and it is at most `max_answer_length`
-pieces long. The best start + end logit over all features of the question wins; its text is the context's
-words from the start piece's word to the end piece's word, joined by single spaces. (Google then trims this
-text to the characters of the pieces, `get_final_text`; that step is not done here: the official metric's
-normalisation removes the punctuation it mostly trims.)
+pieces long. The best start + end logit over all features of the question wins. Its text is cut out of the
+original context as Google's `get_final_text` does (`final_text`): the predicted pieces are joined back into
+the tokenizer's words ("##" continuations glued on), the context's whole words from the start piece's word
+to the end piece's word are taken as written and as the tokenizer normalised them (their pieces joined the
+same way: lower-cased, accents stripped, punctuation split off), the prediction is found in the normalised
+text, and the two texts are aligned character by character with their spaces removed. So the pieces "1995"
+inside the word "(1995)," give "1995", and "denver" in "Denver's" gives "Denver". When the prediction is
+not found or the normalisation changed the number of characters (a word the vocabulary cannot spell is one
+[UNK] piece), the answer is the whole words.
 """
 
 import dataclasses
@@ -227,9 +232,9 @@ def encode(examples, tokenizer, max_seq_length, doc_stride, max_query_length, is
     return features, windows
 
 
-def predict_answers(examples, windows, start_logits, end_logits, n_best_size=20, max_answer_length=30):
-    """{question id: answer text} from the logits [F, S] of each feature (see the module docstring)."""
-    best = {}  # example index -> (score, first word, last word)
+def best_spans(windows, start_logits, end_logits, n_best_size, max_answer_length):
+    """{example index: (feature, start position, end position)} of the best valid span of each question."""
+    best = {}  # example index -> (score, feature, start, end)
     for feature, window in enumerate(windows):
         starts = np.argsort(-start_logits[feature], kind="stable")[:n_best_size]
         ends = np.argsort(-end_logits[feature], kind="stable")[:n_best_size]
@@ -242,18 +247,62 @@ def predict_answers(examples, windows, start_logits, end_logits, n_best_size=20,
                 score = float(start_logits[feature, s] + end_logits[feature, e])
                 current = best.get(window.example_index)
                 if current is None or score > current[0]:
-                    best[window.example_index] = (score, window.token_to_word[s], window.token_to_word[e])
-    answers = {}
-    for index, example in enumerate(examples):
-        if index in best:
-            _, first, last = best[index]
-            answers[example.question_id] = " ".join(example.words[first : last + 1])
-        else:
-            answers[example.question_id] = ""
+                    best[window.example_index] = (score, feature, s, e)
+    return {index: spans[1:] for index, spans in best.items()}
+
+
+def join_pieces(pieces):
+    """WordPiece strings as the words they spell: "##" continuations glued to the piece before, one space
+    between words (["den", "##ver", "broncos"] -> "denver broncos")."""
+    text = " ".join(pieces).replace(" ##", "").replace("##", "")
+    return " ".join(text.split())
+
+
+def final_text(predicted, normalised, original):
+    """The part of `original` that `predicted` covers (Google's get_final_text; see the module docstring).
+
+    `original`: whole words of the context joined by spaces; `normalised`: the same words as the tokenizer
+    normalised them; `predicted`: the predicted pieces joined (join_pieces), found in `normalised`.
+    """
+    start = normalised.find(predicted)
+    if not predicted or start < 0:
+        return original  # not found: the whole words
+    end = start + len(predicted) - 1
+    # Where the characters that are not spaces are: the k-th of one text aligns with the k-th of the other.
+    normalised_chars = [i for i, c in enumerate(normalised) if c != " "]
+    original_chars = [i for i, c in enumerate(original) if c != " "]
+    if len(normalised_chars) != len(original_chars):
+        return original  # the normalisation changed the number of characters: no alignment
+    rank = {position: k for k, position in enumerate(normalised_chars)}
+    return original[original_chars[rank[start]] : original_chars[rank[end]] + 1]
+
+
+def predict_answers(
+    examples, windows, input_ids, start_logits, end_logits, tokenizer, n_best_size=20, max_answer_length=30
+):
+    """{question id: answer text} from the features' input_ids and logits [F, S] (see the module docstring);
+    `tokenizer` is the data.WordPieceTokenizer that made the features."""
+    pieces = tokenizer.vocab.tokens
+    spans = best_spans(windows, start_logits, end_logits, n_best_size, max_answer_length)
+    answers = dict.fromkeys((example.question_id for example in examples), "")
+    if not spans:
+        return answers
+    predicted, originals = [], []
+    for index, (feature, start, end) in spans.items():
+        first, last = windows[feature].token_to_word[start], windows[feature].token_to_word[end]
+        predicted.append(join_pieces([pieces[i] for i in input_ids[feature, start : end + 1]]))
+        originals.append(" ".join(examples[index].words[first : last + 1]))
+    normalised = [join_pieces([pieces[i] for i in ids]) for ids in tokenizer.tokenize(originals)]
+    for index, *texts in zip(spans, predicted, normalised, originals, strict=True):
+        answers[examples[index].question_id] = final_text(*texts)
     return answers
 
 
-def evaluate(examples, windows, start_logits, end_logits, n_best_size, max_answer_length):
+def evaluate(
+    examples, windows, input_ids, start_logits, end_logits, tokenizer, n_best_size, max_answer_length
+):
     """The official exact match and F1 (x100) of the predicted answers."""
-    predictions = predict_answers(examples, windows, start_logits, end_logits, n_best_size, max_answer_length)
+    predictions = predict_answers(
+        examples, windows, input_ids, start_logits, end_logits, tokenizer, n_best_size, max_answer_length
+    )
     return squad_scores(predictions, {e.question_id: e.answers for e in examples})

@@ -1,13 +1,16 @@
 """The fine-tuning run: from a FinetuneConfig to a fine-tuned, checkpointed and evaluated model.
 
-strategy ─► tokenizer, task features ─► in the strategy scope: BERT (from init_checkpoint), task head,
-AdamW or LAMB, step ─► resume from model_dir if it holds a checkpoint ─► host loop: steps_per_loop optimizer
-steps per tf.function call (each step under strategy.run: one all-reduce of the gradient, global-norm clip,
-update), then the named actions: log, checkpoint, evaluate ─► final checkpoint and evaluation.
+strategy ─► tokenizer, task features ─► plan (accumulation, schedule) ─► in the strategy scope: BERT, task
+head, AdamW or LAMB, step counter, loop totals ─► per-host input iterators ─► resume from model_dir (or
+init_checkpoint) ─► pretraining's controller (trainer/controller.py) calls pretraining's device loop
+(trainer/loop.py: steps_per_loop steps of trainer/step.py's TrainStep per call, with the task's loss
+definition) and runs the periodic actions between calls: preemption check, NaN guard, progress line,
+TensorBoard summaries, checkpoint, evaluation ─► final checkpoint and evaluation.
 
-The example order is a function of (train.seed, epoch) alone, and the batch of step s is examples
-[s x B, (s + 1) x B) of that order, so a resumed run reads exactly the batches an uninterrupted one would:
-the step counter in the checkpoint is the data position.
+The example order is a function of (train.seed, epoch) alone: the batch of step s is examples
+[s x B, (s + 1) x B) of that order, and each input host reads its consecutive share of every step's batch.
+The input iterators are checkpointed with the model (trainer/checkpoints.py), so a resumed run reads exactly
+the batches an uninterrupted one would.
 """
 
 import dataclasses
@@ -23,17 +26,21 @@ from absl import logging
 
 import bert
 import data
-import lamb
 from finetune.tasks import concatenate_outputs, make_task, model_inputs, num_examples
 from trainer import typed_yaml
-from trainer.checkpoints import load_init_checkpoint, resolve_init_checkpoint
-from trainer.errors import ConfigError, NonFiniteError, UserError
+from trainer.checkpoints import Checkpoints, load_init_checkpoint, resolve_init_checkpoint, restore_model
+from trainer.controller import LoopRun, train_until_the_end
+from trainer.errors import ConfigError, UserError
+from trainer.inputs import DistributedInput
+from trainer.loop import LoopTotals
 from trainer.model import load_bert_config
 from trainer.optimizers import log_optimizer, make_optimizer
-from trainer.step import dense, is_loss_scaling, use_reduced_gradients
-from trainer.strategy import is_chief, make_strategy, task_name
+from trainer.plan import BatchPlan, SchedulePlan, plan_batches
+from trainer.pretraining import compiles_the_step, write_config
+from trainer.step import TrainStep
+from trainer.strategy import is_chief, make_strategy
+from trainer.summaries import Throughput, log_peak_flops, peak_flops
 
-CHECKPOINT_NAME = "ckpt"
 RESULTS_FILE_NAME = "eval_results.json"
 TOKENIZER_CONFIG_FILE_NAME = "tokenizer_config.json"
 
@@ -110,19 +117,53 @@ def plan_steps(config, count):
     return total, int(total * config.schedule.warmup_proportion)
 
 
+def plan_schedule(config, count):
+    """The learning-rate schedule of the run: warmup, then power decay to 0 at the end of the epochs."""
+    total, warmup = plan_steps(config, count)
+    return SchedulePlan(
+        peak_learning_rate=config.schedule.peak_learning_rate,
+        warmup_steps=warmup,
+        total_steps=total,
+        power=config.schedule.power,
+        end_learning_rate=0.0,
+        train_steps=min(total, config.train.max_steps or total),
+    )
+
+
+def plan_finetune_batches(train, strategy):
+    """Pretraining's batch plan for train.batch_size; train.micro_batch_size null: a replica's whole share."""
+    replicas = strategy.num_replicas_in_sync
+    micro_batch_size = train.micro_batch_size
+    if micro_batch_size is None:
+        if train.batch_size % replicas:
+            raise ConfigError(
+                f"train.batch_size: expected a multiple of the {replicas} replicas, got {train.batch_size}"
+            )
+        micro_batch_size = train.batch_size // replicas
+    num_workers = replicas // len(strategy.extended.worker_devices)
+    return plan_batches(train.batch_size, micro_batch_size, replicas, num_workers, batch_key="batch_size")
+
+
 def example_order(count, seed, num_examples_needed):
     """The example indices of the whole run: epoch e is a permutation drawn from (seed, e)."""
     epochs = math.ceil(num_examples_needed / count)
     return np.concatenate([np.random.default_rng([seed, e]).permutation(count) for e in range(epochs)])
 
 
-def training_dataset(features, batch_size, seed, start_step, end_step):
-    """Batches of steps [start_step, end_step) (see the module docstring)."""
-    order = example_order(num_examples(features), seed, end_step * batch_size)
-    order = order[start_step * batch_size : end_step * batch_size].astype(np.int32)
-    table = {name: tf.constant(value) for name, value in features.items()}
-    dataset = tf.data.Dataset.from_tensor_slices(order).batch(batch_size, drop_remainder=True)
-    return dataset.map(lambda indices: {name: tf.gather(t, indices) for name, t in table.items()})
+def make_dataset_fn(features, batch_size, seed, steps):
+    """dataset_fn(input_context, host_batch_size) for trainer.inputs.DistributedInput: `steps` batches of
+    `batch_size` examples in the run's order, each input host reading its consecutive share of each."""
+    order = example_order(num_examples(features), seed, steps * batch_size)[: steps * batch_size]
+    order = order.astype(np.int32).reshape(steps, batch_size)  # [steps, B]: the batch of each step
+
+    def dataset_fn(input_context, host_batch_size):
+        first = input_context.input_pipeline_id * host_batch_size
+        rows = order[:, first : first + host_batch_size]  # [steps, host batch]
+        table = {name: tf.constant(value) for name, value in features.items()}
+        dataset = tf.data.Dataset.from_tensor_slices(rows)
+        return dataset.map(lambda indices: {name: tf.gather(t, indices) for name, t in table.items()})
+
+    return dataset_fn
 
 
 def build(config, task, strategy):
@@ -142,57 +183,22 @@ def build(config, task, strategy):
     return pretraining, model
 
 
-# ---------------------------------------------------------------------------------------------------------
-# The compiled loop
+def flops_per_example(config, bert_config, task):
+    """Forward + backward matmul FLOPs of one training example (bert/flops.py): the encoder's (forward only
+    when it is frozen: no gradient flows into it) and the task head's."""
+    length = config.task.max_seq_length
+    encoder_forward = bert.model_flops_per_sequence(bert_config, length, 0, next_sentence=False) // 3
+    encoder = encoder_forward if config.model.freeze_encoder else 3 * encoder_forward
+    return encoder + 3 * task.head_flops(bert_config.hidden_size, length)
 
 
-def make_train_loop(
-    strategy, model, optimizer, loss_sum_fn, global_batch_size, clip_global_norm, jit_compile
-):
-    """A tf.function running `num_steps` optimizer steps; returns the summed loss of their examples."""
-    use_reduced_gradients(optimizer)
-    loss_scaling = is_loss_scaling(optimizer)
-    variables = model.trainable_variables
-
-    def gradients(batch, scale):
-        with tf.GradientTape() as tape:
-            loss_sum = loss_sum_fn(model(batch, training=True), batch)
-            loss = loss_sum / global_batch_size * scale  # this replica's share of the global mean
-        grads = tape.gradient(loss, variables)
-        # A variable the task does not use (the pooler, for SQuAD) has no gradient: zero.
-        grads = [
-            tf.zeros(v.shape, v.dtype) if g is None else dense(g, v)
-            for g, v in zip(grads, variables, strict=True)
-        ]
-        return grads, loss_sum
-
-    if jit_compile:
-        gradients = tf.function(gradients, jit_compile=True)
-
-    def replica_step(batch):
-        scale = tf.identity(optimizer.dynamic_scale) if loss_scaling else tf.constant(1.0)
-        grads, loss_sum = gradients(batch, scale)
-        grads = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, grads)
-        if loss_scaling:
-            grads = [g / scale for g in grads]
-        if clip_global_norm:
-            grads, _ = tf.clip_by_global_norm(grads, clip_global_norm)
-        if loss_scaling:
-            grads = [
-                g * scale for g in grads
-            ]  # the LossScaleOptimizer divides by S (and skips if not finite)
-        optimizer.apply(grads, variables)
-        return loss_sum
-
-    @tf.function
-    def train_loop(iterator, num_steps):
-        total = tf.constant(0.0)
-        for _ in tf.range(num_steps):
-            losses = strategy.run(replica_step, args=(next(iterator),))
-            total += strategy.reduce(tf.distribute.ReduceOp.SUM, losses, axis=None)
-        return total
-
-    return train_loop
+def make_throughput(config, bert_config, task, strategy):
+    """examples/s, tokens/s and model FLOP utilisation of the run (logged once)."""
+    flops = flops_per_example(config, bert_config, task)
+    peak, how = peak_flops(strategy)
+    logging.info("model FLOPs per example (forward + backward matmuls): %.4g", flops)
+    log_peak_flops(peak, how)
+    return Throughput(config.task.max_seq_length, flops, peak, unit="examples")
 
 
 def predict(model, features, batch_size):
@@ -217,7 +223,7 @@ def predict(model, features, batch_size):
 
 
 class Run:
-    """The state of a fine-tuning run and its named actions (log, checkpoint, evaluate)."""
+    """The task and the model of a fine-tuning run, and its evaluation."""
 
     def __init__(self, config, strategy):
         self.config = config
@@ -226,23 +232,6 @@ class Run:
         self.model_dir = config.runtime.model_dir
         self.task = make_task(config.task, resolve_tokenizer(config.model))
         self.pretraining, self.model = build(config, self.task, strategy)
-
-    def checkpoint_manager(self, optimizer=None, step=None):
-        items = {"model_variables": list(self.model.variables)}
-        if optimizer is not None:
-            items.update(optimizer=optimizer, step=step)
-        directory = (
-            self.model_dir
-            if self.chief
-            else os.path.join(self.model_dir, f".scratch-{task_name(self.strategy)}")
-        )
-        return tf.train.CheckpointManager(
-            tf.train.Checkpoint(**items),
-            directory,
-            max_to_keep=self.config.train.keep_checkpoints,
-            step_counter=step,
-            checkpoint_name=CHECKPOINT_NAME,
-        )
 
     def evaluate(self, step):
         started = time.time()
@@ -273,16 +262,89 @@ def _append_results(path, step, metrics):
     os.replace(temporary, path)
 
 
-def _write_config(config, model_dir):
-    path = os.path.join(model_dir, "config.yaml")
-    temporary = f"{path}.tmp-{os.getpid()}"
-    with open(temporary, "w") as f:
-        f.write(typed_yaml.to_yaml(config))
-    os.replace(temporary, path)
+@dataclasses.dataclass
+class Training:
+    """What a fine-tuning run builds before its first step, beside its task and model (Run)."""
+
+    schedule: SchedulePlan
+    batches: BatchPlan
+    learning_rate: keras.optimizers.schedules.LearningRateSchedule
+    optimizer: keras.optimizers.Optimizer  # AdamW or LAMB (in a LossScaleOptimizer under mixed_float16)
+    step: tf.Variable  # optimizer updates applied; checkpointed with the model and the optimizer
+    totals: LoopTotals  # the device loop's running totals of the task's sums
+
+
+def build_training(config, run, count, strategy):
+    """Plans the schedule and the batches (logged), builds the optimizer, the step counter and the loop's
+    totals in the strategy's scope."""
+    schedule = plan_schedule(config, count)
+    batches = plan_finetune_batches(config.train, strategy)
+    logging.info(
+        "%s: %d training examples, %g epoch(s) = %d steps, warmup %d; lr %g, power-%g decay to 0; this run "
+        "stops at step %d",
+        config.task.name, count, config.schedule.epochs, schedule.total_steps, schedule.warmup_steps,
+        schedule.peak_learning_rate, schedule.power, schedule.train_steps,
+    )  # fmt: skip
+    logging.info("batches: %s", batches.describe())
+    runtime, variables = config.runtime, run.model.trainable_variables
+    with strategy.scope():
+        learning_rate = schedule.make_schedule()
+        optimizer = make_optimizer(
+            config.optimizer,
+            learning_rate,
+            variables,
+            mixed_precision=runtime.mixed_precision,
+            initial_loss_scale=runtime.initial_loss_scale,
+            loss_scale_growth_steps=runtime.loss_scale_growth_steps,
+        )
+        step = tf.Variable(
+            0,
+            dtype=tf.int64,
+            trainable=False,
+            name="step",
+            aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
+        )
+        totals = LoopTotals(run.task.loss.sum_keys)
+    log_optimizer(config.optimizer, optimizer, variables)
+    return Training(schedule, batches, learning_rate, optimizer, step, totals)
+
+
+def restore_or_initialise(config, run, checkpoints):
+    """Resumes from the latest checkpoint of model_dir, else loads model.init_checkpoint into the encoder."""
+    if checkpoints.restore_latest() is not None:
+        return
+    if config.model.init_checkpoint:
+        load_init_checkpoint(run.pretraining, config.model.init_checkpoint)
+    else:
+        logging.info("no model.init_checkpoint: the encoder starts from random weights")
+
+
+def loop_run(config, run, training, strategy):
+    """What the controller reads of this run (trainer/controller.py): the task's loss and evaluation."""
+    return LoopRun(
+        step=training.step,
+        train_steps=training.schedule.train_steps,
+        train=config.train,
+        batches=training.batches,
+        optimizer=training.optimizer,
+        variables=run.model.trainable_variables,
+        learning_rate=training.learning_rate,
+        loss=run.task.loss,
+        throughput=make_throughput(config, run.pretraining.config, run.task, strategy),
+        model_dir=config.runtime.model_dir,
+        chief=run.chief,
+        vocab_size=run.pretraining.config.vocab_size,
+        evaluate=run.evaluate,
+        eval_every_steps=config.train.eval_every_steps,
+    )
 
 
 def finetune(config, strategy=None):
-    """Fine-tunes (or resumes fine-tuning) as `config` says; returns a FinetuneResult."""
+    """Fine-tunes (or resumes fine-tuning) as `config` says; returns a FinetuneResult.
+
+    Raises a UserError (bad config, data or checkpoint; NonFiniteError when the loss or the gradient norm
+    is not finite) or trainer.Preempted (a SIGTERM, SIGINT or SIGHUP came: a checkpoint was saved).
+    """
     runtime, train = config.runtime, config.train
     if not runtime.model_dir:
         raise ConfigError("runtime.model_dir: missing (give --model_dir or set runtime.model_dir)")
@@ -292,89 +354,41 @@ def finetune(config, strategy=None):
     train_features = run.task.train_features()
     for line in typed_yaml.format_config(config):  # once the inputs have passed their checks
         logging.info("config %s", line)
-    count = num_examples(train_features)
-    total_steps, warmup_steps = plan_steps(config, count)
-    last_step = min(total_steps, train.max_steps or total_steps)
-    replicas = strategy.num_replicas_in_sync
-    if train.batch_size % replicas:
-        raise ConfigError(
-            f"train.batch_size: expected a multiple of the {replicas} replicas, got {train.batch_size}"
-        )
-    logging.info(
-        "%s: %d training examples, batch %d (%d replica(s)), %g epoch(s) = %d steps, warmup %d; lr %g, "
-        "power-%g decay to 0; this run stops at step %d",
-        config.task.name, count, train.batch_size, replicas, config.schedule.epochs, total_steps,
-        warmup_steps, config.schedule.peak_learning_rate, config.schedule.power, last_step,
-    )  # fmt: skip
+    training = build_training(config, run, num_examples(train_features), strategy)
+    dataset_fn = make_dataset_fn(train_features, train.batch_size, train.seed, training.schedule.total_steps)
+    inputs = DistributedInput(strategy, dataset_fn, training.batches.replica_batch_size)
+    checkpoints = Checkpoints(
+        runtime.model_dir,
+        strategy,
+        model=run.model,
+        optimizer=training.optimizer,
+        step=training.step,
+        input_checkpoint=inputs.checkpoint,
+        keep=train.keep_checkpoints,
+    )
+    restore_or_initialise(config, run, checkpoints)
+    if run.chief:  # written once the data and the checkpoints have passed their checks
+        write_config(config, runtime.model_dir)
 
-    with strategy.scope():
-        schedule = lamb.WarmupPolynomialDecay(
-            config.schedule.peak_learning_rate, total_steps, warmup_steps, config.schedule.power
-        )
-        variables = run.model.trainable_variables
-        optimizer = make_optimizer(
-            config.optimizer,
-            schedule,
-            variables,
-            mixed_precision=runtime.mixed_precision,
-            initial_loss_scale=runtime.initial_loss_scale,
-            loss_scale_growth_steps=runtime.loss_scale_growth_steps,
-        )
-        step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-    log_optimizer(config.optimizer, optimizer, variables)
-    manager = run.checkpoint_manager(optimizer, step)
-    if tf.train.latest_checkpoint(run.model_dir):
-        path = tf.train.latest_checkpoint(run.model_dir)
-        try:
-            manager.checkpoint.restore(path).assert_existing_objects_matched()
-        except (AssertionError, ValueError, tf.errors.OpError) as e:
-            raise UserError(
-                f"{path} does not fit this run (another task or model?): {str(e).splitlines()[0]}"
-            ) from None
-        logging.info("resumed from %s at step %d", path, int(step.numpy()))
-    elif config.model.init_checkpoint:
-        load_init_checkpoint(run.pretraining, config.model.init_checkpoint)
-    else:
-        logging.info("no model.init_checkpoint: the encoder starts from random weights")
-    if run.chief:
-        os.makedirs(run.model_dir, exist_ok=True)
-        _write_config(config, run.model_dir)
-
-    start_step = int(step.numpy())
-    dataset = training_dataset(train_features, train.batch_size, train.seed, start_step, last_step)
-    iterator = iter(strategy.experimental_distribute_dataset(dataset))
-    train_loop = make_train_loop(
-        strategy, run.model, optimizer, run.task.loss_sum, train.batch_size,
-        config.optimizer.clip_global_norm, runtime.jit_compile,
-    )  # fmt: skip
-    loss_sum, loss_steps, started = 0.0, 0, time.time()
-    train_loss, metrics = None, {}
-    while int(step.numpy()) < last_step:
-        num_steps = min(train.steps_per_loop, last_step - int(step.numpy()))
-        loss_sum += float(train_loop(iterator, tf.constant(num_steps)))
-        step.assign_add(num_steps)
-        loss_steps += num_steps
-        current = int(step.numpy())
-        if not math.isfinite(loss_sum):
-            raise NonFiniteError(
-                f"the training loss is not finite at step {current}; lower schedule.peak_learning_rate"
-            )
-        if current % train.log_every_steps == 0 or current == last_step:
-            train_loss = loss_sum / (loss_steps * train.batch_size)
-            logging.info(
-                "step %d/%d  loss %.4f  lr %.3e  %.1f examples/s",
-                current, last_step, train_loss, float(schedule(current)),
-                loss_steps * train.batch_size / (time.time() - started),
-            )  # fmt: skip
-            loss_sum, loss_steps, started = 0.0, 0, time.time()
-        if current % train.checkpoint_every_steps == 0 or current == last_step:
-            manager.save(checkpoint_number=current)
-        if (train.eval_every_steps and current % train.eval_every_steps == 0) or current == last_step:
-            metrics = run.evaluate(current)
-    if start_step >= last_step:
-        metrics = run.evaluate(start_step)
+    train_step = TrainStep(
+        run.model,
+        training.optimizer,
+        global_batch_size=training.batches.global_batch_size,
+        accumulation_steps=training.batches.accumulation_steps,
+        clip_global_norm=config.optimizer.clip_global_norm,
+        loss=run.task.loss,
+        jit_compile=compiles_the_step(strategy, runtime.jit_compile),
+    )
+    run_for_controller = loop_run(config, run, training, strategy)
+    result = train_until_the_end(
+        strategy, run_for_controller, train_step, inputs, training.totals, checkpoints
+    )
+    eval_metrics = result.eval_metrics
+    if eval_metrics is None:  # resumed at the last step: nothing trained, evaluated once
+        eval_metrics = run.evaluate(result.step)
+    total_steps = training.schedule.total_steps
     return FinetuneResult(
-        int(step.numpy()), total_steps, train_loss, metrics, tf.train.latest_checkpoint(run.model_dir)
+        result.step, total_steps, result.metrics.get("loss"), eval_metrics, checkpoints.latest()
     )
 
 
@@ -386,22 +400,8 @@ def evaluate_checkpoint(config, strategy=None):
         raise ConfigError("runtime.model_dir: missing (give --model_dir or set runtime.model_dir)")
     strategy = strategy or make_strategy(runtime.strategy, runtime.tpu, runtime.num_gpus)
     run = Run(config, strategy)
-    path = tf.train.latest_checkpoint(runtime.model_dir)
-    if runtime.checkpoint:
-        candidates = [os.path.join(runtime.model_dir, runtime.checkpoint), runtime.checkpoint]
-        path = next((p for p in candidates if tf.io.gfile.exists(f"{p}.index")), None)
-    if path is None:
-        raise UserError(f"runtime.model_dir: no checkpoint {runtime.checkpoint or ''} in {runtime.model_dir}")
-    step = tf.Variable(0, dtype=tf.int64)
-    status = tf.train.Checkpoint(model_variables=list(run.model.variables), step=step).read(path)
-    status.expect_partial()
-    try:
-        status.assert_existing_objects_matched()
-    except AssertionError as e:
-        raise UserError(
-            f"{path}: not a checkpoint of this task and model: {str(e).splitlines()[0]}"
-        ) from None
-    return run.evaluate(int(step.numpy()))
+    _, step = restore_model(run.model, runtime.model_dir, runtime.checkpoint)
+    return run.evaluate(step)
 
 
 MODES = ("train", "eval")

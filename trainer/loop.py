@@ -34,9 +34,10 @@ ONLY_FIRST = tf.VariableAggregation.ONLY_FIRST_REPLICA
 class LoopTotals:
     """Per-replica running totals of one loop call (SyncOnRead variables: written locally, without any
     synchronisation, read in the cross-replica context from the first replica). Create in the strategy
-    scope. They are reset by the first step of each call, so they are never checkpointed."""
+    scope, with the names of the sums the step returns (its loss definition's `sum_keys`: trainer/step.py).
+    They are reset by the first step of each call, so they are never checkpointed."""
 
-    def __init__(self):
+    def __init__(self, sum_keys=bert.SUM_KEYS):
         def total(shape, dtype, name):
             return tf.Variable(
                 tf.zeros(shape, dtype),
@@ -46,7 +47,8 @@ class LoopTotals:
                 aggregation=ONLY_FIRST,
             )
 
-        self.sums = total([len(bert.SUM_KEYS)], tf.float32, "loop_sums")  # applied steps only
+        self.sum_keys = tuple(sum_keys)
+        self.sums = total([len(self.sum_keys)], tf.float32, "loop_sums")  # applied steps only
         self.gradient_norm_sum = total([], tf.float32, "loop_gradient_norm_sum")
         self.applied = total([], tf.int64, "loop_applied")
         self.first_non_finite = total([], tf.int64, "loop_first_non_finite")  # 0: none
@@ -54,8 +56,7 @@ class LoopTotals:
     def add(self, first_step, step, out):
         """Adds one step's results (in the replica context); `first_step` restarts the totals."""
         applied = out["applied"] > 0.0
-        loss = bert.pretraining_loss(dict(zip(bert.SUM_KEYS, tf.unstack(out["sums"]), strict=True)))
-        bad = applied & ~(tf.math.is_finite(loss) & tf.math.is_finite(out["gradient_norm"]))
+        bad = applied & ~(tf.math.is_finite(out["loss"]) & tf.math.is_finite(out["gradient_norm"]))
 
         def accumulate(total, value):
             total.assign(tf.where(first_step, tf.zeros_like(value), total.read_value()) + value)
@@ -67,9 +68,9 @@ class LoopTotals:
         self.first_non_finite.assign(tf.where((first == 0) & bad, step, first))
 
     def read(self):
-        """{"sums": {SUM_KEYS: float}, "gradient_norm_sum", "applied", "first_non_finite"} (cross-replica)."""
+        """{"sums": {sum_keys: float}, "gradient_norm_sum", "applied", "first_non_finite"} (cross-replica)."""
         return {
-            "sums": dict(zip(bert.SUM_KEYS, tf.unstack(self.sums.read_value()), strict=True)),
+            "sums": dict(zip(self.sum_keys, tf.unstack(self.sums.read_value()), strict=True)),
             "gradient_norm_sum": self.gradient_norm_sum.read_value(),
             "applied": self.applied.read_value(),
             "first_non_finite": self.first_non_finite.read_value(),

@@ -47,14 +47,17 @@ class BatchPlan:
         )
 
 
-def plan_batches(global_batch_size, micro_batch_size, num_replicas, num_workers=1):
-    """The accumulation that turns `micro_batch_size` on `num_replicas` replicas into the global batch."""
+def plan_batches(
+    global_batch_size, micro_batch_size, num_replicas, num_workers=1, batch_key="global_batch_size"
+):
+    """The accumulation that turns `micro_batch_size` on `num_replicas` replicas into the global batch;
+    `batch_key` names the global batch's key of the train section (fine-tuning's is batch_size)."""
     sequences_per_pass = micro_batch_size * num_replicas
     if global_batch_size % sequences_per_pass:
         raise ConfigError(
-            f"train.global_batch_size ({global_batch_size}) is not divisible by train.micro_batch_size "
+            f"train.{batch_key} ({global_batch_size}) is not divisible by train.micro_batch_size "
             f"({micro_batch_size}) x {num_replicas} replica(s) = {sequences_per_pass}; choose a "
-            f"micro_batch_size that makes global_batch_size / (micro_batch_size x replicas) a whole number"
+            f"micro_batch_size that makes {batch_key} / (micro_batch_size x replicas) a whole number"
         )
     if num_replicas % num_workers:
         raise ValueError(f"{num_replicas} replicas cannot be spread evenly over {num_workers} workers")

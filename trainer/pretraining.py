@@ -10,7 +10,6 @@ Nothing is written to model_dir before the config, the data and init_checkpoint 
 """
 
 import dataclasses
-import gc
 import os
 
 import keras
@@ -22,17 +21,16 @@ import data
 from trainer import config as config_lib
 from trainer import typed_yaml
 from trainer.checkpoints import Checkpoints, load_init_checkpoint
-from trainer.controller import SUMMARY_DIR_NAME, TrainResult, run_loop
+from trainer.controller import SUMMARY_DIR_NAME, LoopRun, TrainResult, train_until_the_end
 from trainer.errors import ConfigError
 from trainer.evaluation import evaluate
 from trainer.export import export_run_model
 from trainer.inputs import DistributedInput
-from trainer.loop import LoopTotals, make_device_loop
+from trainer.loop import LoopTotals
 from trainer.model import load_bert_config
 from trainer.optimizers import log_optimizer, make_optimizer
 from trainer.plan import BatchPlan, SchedulePlan, plan_batches, plan_schedule
-from trainer.preemption import watch_preemption
-from trainer.step import TrainStep
+from trainer.step import PRETRAINING_LOSS, TrainStep
 from trainer.strategy import is_chief, strategy_for
 from trainer.summaries import Throughput, log_peak_flops, peak_flops
 
@@ -189,20 +187,13 @@ def train(config, strategy=None, dataset_fn=None):
         global_batch_size=training.batches.global_batch_size,
         accumulation_steps=training.batches.accumulation_steps,
         clip_global_norm=config.optimizer.clip_global_norm,
+        loss=PRETRAINING_LOSS,
         jit_compile=jit_compile,
     )
-    device_loop = make_device_loop(strategy, train_step, inputs, training.step, training.totals)
-    throughput = make_throughput(training)
-    try:
-        with watch_preemption(strategy, checkpoints.save) as watch:
-            result = run_loop(training, device_loop, checkpoints, watch, throughput)
-            watch.stop_if_requested(result.step)  # a notice during the last steps: no export, no eval
-    finally:
-        # The loop's graph holds the input iterators; freed later, during interpreter shutdown, a tf.data
-        # iterator can wait forever for its threads (tensorflow/tensorflow#21277). Free them now.
-        del device_loop
-        inputs.free()
-        gc.collect()
+    # A stop signal during the last steps raises Preempted here: no export, no evaluation.
+    result = train_until_the_end(
+        strategy, loop_run(training), train_step, inputs, training.totals, checkpoints
+    )
     if training.chief:
         finish(training, result)
     return result
@@ -231,6 +222,25 @@ def compiles_the_step(strategy, jit_compile):
         )
     logging.info("runtime.jit_compile: the whole replica step is one XLA program")
     return True
+
+
+def loop_run(training):
+    """What the controller reads of this run (trainer/controller.py)."""
+    return LoopRun(
+        step=training.step,
+        train_steps=training.schedule.train_steps,
+        train=training.config.train,
+        batches=training.batches,
+        optimizer=training.optimizer,
+        variables=training.model.trainable_variables,
+        learning_rate=training.learning_rate,
+        loss=PRETRAINING_LOSS,
+        throughput=make_throughput(training),
+        model_dir=training.config.runtime.model_dir,
+        chief=training.chief,
+        vocab_size=training.model.config.vocab_size,
+        data_files=training.data_files,
+    )
 
 
 def make_throughput(training):
@@ -285,7 +295,7 @@ def build_training(config, strategy, check_files=True):
             name="step",
             aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
         )
-        totals = LoopTotals()
+        totals = LoopTotals(PRETRAINING_LOSS.sum_keys)
     log_optimizer(config.optimizer, optimizer, model.trainable_variables)
     return Training(
         config, strategy, chief, batches, schedule, model, optimizer, learning_rate, step, totals, data_files

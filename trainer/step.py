@@ -1,22 +1,34 @@
-"""One optimizer step per replica: gradients accumulated over micro-batches, one all-reduce, one LAMB update.
+"""One optimizer step per replica: gradients accumulated over micro-batches, one all-reduce, one update.
 
-The loss of a step is Google's pretraining loss over the WHOLE global batch G (all replicas, all
-micro-batches):
+The loss of a step is defined over the WHOLE global batch G (all replicas, all micro-batches) by a loss
+definition (below). Pretraining's is Google's
 
     loss = sum_G(w * nll_mlm) / (sum_G(w) + 1e-5)  +  sum_G(nll_nsp) / |G|
 
-Both denominators are known before any forward pass: |G| is the configured global batch and sum_G(w) is one
-scalar all-reduce of the replicas' masked_lm_weights. Each micro-batch b then contributes
+and fine-tuning's the mean of the task's cross-entropy over G (finetune/tasks.py). The denominators are
+known before any forward pass: |G| is the configured global batch and sum_G(w) is one scalar all-reduce
+of the replicas' masked_lm_weights. Each micro-batch b then contributes its term
 
     loss_b = sum_b(w * nll_mlm) / (sum_G(w) + 1e-5)  +  sum_b(nll_nsp) / |G|
 
 and sum over b of loss_b is exactly the loss above, so the summed gradients are exactly its gradient whatever
 the number of replicas or accumulation steps. Per replica the micro-batch gradients are summed locally (a
 tf.while_loop), then ONE all-reduce (SUM) of the gradient list gives the global gradient, identical on every
-replica; the global-norm clipping is applied to that, and ONE LAMB update follows.
+replica; the global-norm clipping is applied to that, and ONE optimizer update follows. A variable the loss
+does not depend on (the pooler, for SQuAD) gets a zero gradient.
 
-The step's loss and accuracy sums ride along in that all-reduce, so every replica returns the sums of the
-whole global batch (the device loop keeps its totals without any other reduction: trainer/loop.py).
+The step's metric sums ride along in that all-reduce, so every replica returns the sums of the whole global
+batch (the device loop keeps its totals without any other reduction: trainer/loop.py).
+
+A loss definition gives the step
+
+    sum_keys                                   the names of the float32 sums a micro-batch adds up
+    denominators(features, global_batch_size)  {name: scalar} over the global batch, before the forward pass
+                                               (called in the replica context: it may all-reduce)
+    term(outputs, batch, denominators)         (the micro-batch's term of the loss, its sums {sum_keys})
+    loss(sums)                                 the loss from the sums of whole global batches
+    metrics(sums)                              the logged numbers ("loss" among them) from such sums
+    progress                                   (label, metric name) pairs the progress line shows
 
 Keras' optimizer.apply() in a replica context would all-reduce the gradients once more (and apply its own
 `global_clipnorm` per replica, BEFORE reducing: keras/src/optimizers/base_optimizer.py `_clip_gradients`
@@ -54,19 +66,57 @@ def is_loss_scaling(optimizer):
     return isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
 
 
+class PretrainingLoss:
+    """Google's pretraining loss (bert/losses.py) as the step's loss definition (see the module docstring)."""
+
+    sum_keys = bert.SUM_KEYS
+    progress = (("loss", "loss"), ("mlm_acc", "masked_lm_accuracy"), ("nsp_acc", "next_sentence_accuracy"))
+
+    def denominators(self, features, global_batch_size):
+        """The global masked-LM weight sum (one scalar all-reduce) and the global batch size."""
+        local_weight_sum = tf.reduce_sum(features["masked_lm_weights"])
+        replica = tf.distribute.get_replica_context()
+        return {
+            "mlm_weight_sum": replica.all_reduce(tf.distribute.ReduceOp.SUM, local_weight_sum),
+            "nsp_count": tf.constant(float(global_batch_size)),
+        }
+
+    def term(self, outputs, batch, denominators):
+        sums = bert.pretraining_sums(outputs, batch)
+        return bert.pretraining_loss({**sums, **denominators}), sums
+
+    def loss(self, sums):
+        return bert.pretraining_loss(sums)
+
+    def metrics(self, sums):
+        return bert.pretraining_metrics(sums)
+
+
+PRETRAINING_LOSS = PretrainingLoss()
+
+
 class TrainStep:
     """The replica function of one optimizer step (call it inside `strategy.run`).
 
-    Returns {"sums": the loss and accuracy sums of the global batch, a float32 vector in the order of
-    bert.SUM_KEYS, "gradient_norm": the global norm of the global gradient before clipping (unscaled),
-    "applied": 1.0 when the optimizer updated the weights, 0.0 when a LossScaleOptimizer skipped the step
-    (always 1.0 without loss scaling)}; all three are the same on every replica.
+    Returns {"sums": the sums of the global batch, a float32 vector in the order of `loss.sum_keys`,
+    "loss": the loss of the global batch, "gradient_norm": the global norm of the global gradient before
+    clipping (unscaled), "applied": 1.0 when the optimizer updated the weights, 0.0 when a
+    LossScaleOptimizer skipped the step (always 1.0 without loss scaling)}; all are the same on every
+    replica.
 
-    `jit_compile`: the whole step as one XLA program (see the module docstring).
+    `loss`: the loss definition (see the module docstring); `jit_compile`: the whole step as one XLA program.
     """
 
     def __init__(
-        self, model, optimizer, *, global_batch_size, accumulation_steps, clip_global_norm, jit_compile=False
+        self,
+        model,
+        optimizer,
+        *,
+        global_batch_size,
+        accumulation_steps,
+        clip_global_norm,
+        loss=PRETRAINING_LOSS,
+        jit_compile=False,
     ):
         self.model = model
         self.optimizer = use_reduced_gradients(optimizer)
@@ -74,6 +124,7 @@ class TrainStep:
         self.global_batch_size = global_batch_size
         self.accumulation_steps = accumulation_steps
         self.clip_global_norm = clip_global_norm
+        self.loss = loss
         self.step = tf.function(self._step, jit_compile=True) if jit_compile else self._step
 
     def __call__(self, features):
@@ -82,16 +133,14 @@ class TrainStep:
     def _step(self, features):
         replica = tf.distribute.get_replica_context()
         # The denominators of the loss over the global batch (see the module docstring).
-        local_weight_sum = tf.reduce_sum(features["masked_lm_weights"])
-        mlm_weight_sum = replica.all_reduce(tf.distribute.ReduceOp.SUM, local_weight_sum)
-        nsp_count = tf.constant(float(self.global_batch_size))
+        denominators = self.loss.denominators(features, self.global_batch_size)
         # S, the loss scale (1 without loss scaling): read once, the same for every micro-batch.
         scale = tf.identity(self.optimizer.dynamic_scale) if self.loss_scaling else tf.constant(1.0)
 
         micro_batches = split_micro_batches(features, self.accumulation_steps)
-        grads, sums = self._accumulate(micro_batches, mlm_weight_sum, nsp_count, scale)
+        grads, sums = self._accumulate(micro_batches, denominators, scale)
 
-        sums = tf.stack([sums[name] for name in bert.SUM_KEYS])  # [len(SUM_KEYS)]
+        sums = tf.stack([sums[name] for name in self.loss.sum_keys])  # [len(sum_keys)]
         # The one all-reduce of the step: the gradients, and the sums with them.
         *grads, sums = replica.all_reduce(tf.distribute.ReduceOp.SUM, [*grads, sums])
         if self.loss_scaling:
@@ -105,9 +154,10 @@ class TrainStep:
         else:
             applied = tf.constant(1.0)
         self.optimizer.apply(grads, self.model.trainable_variables)
-        return {"sums": sums, "gradient_norm": gradient_norm, "applied": applied}
+        loss = self.loss.loss(dict(zip(self.loss.sum_keys, tf.unstack(sums), strict=True)))
+        return {"sums": sums, "loss": loss, "gradient_norm": gradient_norm, "applied": applied}
 
-    def _accumulate(self, micro_batches, mlm_weight_sum, nsp_count, scale):
+    def _accumulate(self, micro_batches, denominators, scale):
         """Sums over this replica's micro-batches: the gradients of their loss terms (times the loss scale)
         and the metric sums."""
         variables = self.model.trainable_variables
@@ -116,18 +166,16 @@ class TrainStep:
             batch = {name: t[index] for name, t in micro_batches.items()}  # [M, ...]
             with tf.GradientTape() as tape:
                 outputs = self.model(batch, training=True)
-                batch_sums = bert.pretraining_sums(outputs, batch)
-                loss = bert.pretraining_loss(
-                    {**batch_sums, "mlm_weight_sum": mlm_weight_sum, "nsp_count": nsp_count}
-                )
+                loss, batch_sums = self.loss.term(outputs, batch, denominators)
                 if self.loss_scaling:
                     loss = loss * scale
             batch_grads = tape.gradient(loss, variables)
             grads = [total + dense(g, v) for total, g, v in zip(grads, batch_grads, variables, strict=True)]
-            return index + 1, grads, bert.add_sums(sums, batch_sums)
+            sums = {name: sums[name] + batch_sums[name] for name in self.loss.sum_keys}
+            return index + 1, grads, sums
 
         zero_grads = [tf.zeros(v.shape, v.dtype) for v in variables]
-        zero_sums = {name: tf.constant(0.0) for name in bert.SUM_KEYS}
+        zero_sums = {name: tf.constant(0.0) for name in self.loss.sum_keys}
         _, grads, sums = tf.while_loop(
             lambda index, *_: index < self.accumulation_steps,
             micro_step,
@@ -138,10 +186,13 @@ class TrainStep:
 
 
 def dense(gradient, variable):
-    """`gradient` as a dense tensor with the variable's static shape.
+    """`gradient` as a dense tensor with the variable's static shape; zeros when it is None (a variable the
+    loss does not use, such as the pooler for SQuAD).
 
     Embedding lookups give tf.IndexedSlices whose dense form has an unknown first dimension; summed in the
     accumulation loop, such tensors make Grappler's arithmetic optimizer use a temporary variable that
     collides between loop iterations (AlreadyExistsError). With the static shape it emits a plain AddN.
     """
+    if gradient is None:
+        return tf.zeros(variable.shape, variable.dtype)
     return tf.ensure_shape(tf.convert_to_tensor(gradient), variable.shape)

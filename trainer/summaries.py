@@ -1,12 +1,15 @@
 """Progress lines and TensorBoard summaries of a run.
 
 Every logged number is over the steps since the previous line (or summary): the losses and accuracies are
-Google's formulas applied to the sums of all those steps' sequences, the gradient norm is the mean of the
-steps' global norms before clipping, and the learning rate is the one of the last step. The speed is given
-as sequences/s, tokens/s (sequences x max_seq_length: padding counts) and model FLOP utilisation (MFU: the
-model's matmul FLOPs per second, bert/flops.py, over the peak FLOP/s of all the run's devices).
+the loss definition's formulas (trainer/step.py: Google's for pretraining, the task's mean for fine-tuning)
+applied to the sums of all those steps' sequences, the gradient norm is the mean of the steps' global norms
+before clipping, and the learning rate is the one of the last step. The speed is given as sequences/s (a
+fine-tuning example is one sequence), tokens/s (sequences x max_seq_length: padding counts) and model FLOP
+utilisation (MFU: the model's matmul FLOPs per second, bert/flops.py, over the peak FLOP/s of all the run's
+devices).
 """
 
+import functools
 import os
 import time
 
@@ -18,36 +21,39 @@ import bert
 
 
 class IntervalMetrics:
-    """Sums of the loss/accuracy terms (bert.SUM_KEYS) and gradient norms over the steps of an interval.
+    """Sums of the loss/accuracy terms (the `sum_keys` of the step's loss definition) and gradient norms over
+    the steps of an interval.
 
     Steps a LossScaleOptimizer skipped (non-finite gradients) count for the speed, not for the numbers.
     """
 
-    def __init__(self):
+    def __init__(self, loss):
+        self.loss = loss  # the step's loss definition (trainer/step.py)
         self.reset()
 
     def reset(self):
-        self.sums = dict.fromkeys(bert.SUM_KEYS, 0.0)
+        self.sums = dict.fromkeys(self.loss.sum_keys, 0.0)
         self.gradient_norm_sum = 0.0
         self.steps = 0  # optimizer updates applied
         self.attempted = 0  # steps run, skipped ones included
         self.start_time = time.perf_counter()
 
     def add(self, sums, gradient_norm_sum, steps, attempted=None):
-        for name in bert.SUM_KEYS:
+        for name in self.loss.sum_keys:
             self.sums[name] += float(sums[name])
         self.gradient_norm_sum += float(gradient_norm_sum)
         self.steps += steps
         self.attempted += steps if attempted is None else attempted
 
     def result(self, global_batch_size):
-        """{loss, masked_lm_loss, masked_lm_accuracy, next_sentence_loss, next_sentence_accuracy,
-        gradient_norm, sequences_per_second, seconds_per_step, skipped_steps}; the losses, accuracies and
-        gradient norm are NaN when every step of the interval was skipped."""
+        """The loss definition's metrics (pretraining: loss, masked_lm_loss, masked_lm_accuracy,
+        next_sentence_loss, next_sentence_accuracy), gradient_norm, sequences_per_second, seconds_per_step and
+        skipped_steps; the losses, accuracies and gradient norm are NaN when every step of the interval was
+        skipped."""
         if self.steps:
-            metrics = {name: float(value) for name, value in bert.pretraining_metrics(self.sums).items()}
+            metrics = {name: float(value) for name, value in self.loss.metrics(self.sums).items()}
         else:
-            metrics = dict.fromkeys(bert.pretraining_metrics(self.sums), float("nan"))
+            metrics = dict.fromkeys(self.loss.metrics(self.sums), float("nan"))
         elapsed = time.perf_counter() - self.start_time
         metrics["gradient_norm"] = self.gradient_norm_sum / self.steps if self.steps else float("nan")
         metrics["sequences_per_second"] = global_batch_size * self.attempted / max(elapsed, 1e-9)
@@ -57,10 +63,12 @@ class IntervalMetrics:
 
 
 class Throughput:
-    """Adds tokens/s and model FLOP utilisation to an interval's metrics (`peak_flops` None: no MFU)."""
+    """Adds tokens/s and model FLOP utilisation to an interval's metrics (`peak_flops` None: no MFU);
+    `unit` names the sequences in the progress line ("seq" in pretraining, "examples" in fine-tuning)."""
 
-    def __init__(self, seq_length, flops_per_sequence, peak_flops):
+    def __init__(self, seq_length, flops_per_sequence, peak_flops, unit="seq"):
         self.seq_length, self.flops_per_sequence, self.peak_flops = seq_length, flops_per_sequence, peak_flops
+        self.unit = unit
 
     def add_to(self, metrics):
         sequences = metrics["sequences_per_second"]
@@ -85,7 +93,7 @@ def peak_flops(strategy):
     kind = tf.DeviceSpec.from_string(devices[0]).device_type
     workers = strategy.num_replicas_in_sync // len(devices)
     if kind == "CPU":
-        measured = bert.measured_matmul_peak()
+        measured = cpu_matmul_peak()
         how = f"CPU: measured matmul peak {measured / 1e9:.1f} GFLOP/s float32 per worker"
         return measured * workers, how
     name = device_name(kind)
@@ -97,6 +105,13 @@ def peak_flops(strategy):
     flops, precision = known
     total = flops * strategy.num_replicas_in_sync
     return total, f"{name}: {flops / 1e12:g} TFLOP/s {precision} per device (bert.flops.PEAK_FLOPS)"
+
+
+@functools.cache
+def cpu_matmul_peak():
+    """This process' measured CPU matmul peak (bert.measured_matmul_peak), measured at its first run only:
+    a second run in the process (a fine-tuning demo, the tests) reuses it."""
+    return bert.measured_matmul_peak()
 
 
 def device_name(kind):
@@ -127,13 +142,15 @@ def format_duration(seconds):
     return f"{seconds}s"
 
 
-def progress_line(step, train_steps, metrics, learning_rate, loss_scale=None):
+def progress_line(step, train_steps, metrics, learning_rate, *, fields, unit, loss_scale=None):
+    """One line of the interval's `metrics`: the loss definition's `fields` ((label, metric name) pairs),
+    the learning rate, the gradient norm and the speed (`unit`/s: sequences, or examples in fine-tuning)."""
     eta = metrics["seconds_per_step"] * (train_steps - step)
+    numbers = "  ".join(f"{label} {metrics[name]:.4f}" for label, name in fields)
     line = (
-        f"step {step}/{train_steps}  loss {metrics['loss']:.4f}  "
-        f"mlm_acc {metrics['masked_lm_accuracy']:.4f}  nsp_acc {metrics['next_sentence_accuracy']:.4f}  "
+        f"step {step}/{train_steps}  {numbers}  "
         f"lr {learning_rate:.3e}  grad_norm {metrics['gradient_norm']:.3f}  "
-        f"{metrics['sequences_per_second']:.1f} seq/s  {metrics['tokens_per_second']:.0f} tok/s"
+        f"{metrics['sequences_per_second']:.1f} {unit}/s  {metrics['tokens_per_second']:.0f} tok/s"
     )
     if "model_flops_utilization" in metrics:
         line += f"  MFU {metrics['model_flops_utilization']:.1%}"

@@ -1,8 +1,12 @@
-"""run_finetuning end to end on small files the tests write: it learns, resumes exactly, starts from an
+"""run_finetuning end to end on small files the tests write: it learns, resumes exactly (after max_steps or a
+SIGTERM, on one and two replicas), splits the batch into replicas or micro-batches alike, starts from an
 export, runs LAMB, evaluates a checkpoint, reports bad input as one line; the demo's task and comparison."""
 
 import json
+import logging
 import os
+import re
+import signal
 import subprocess
 import sys
 
@@ -16,6 +20,7 @@ import bert
 import finetune
 import trainer
 from finetune import demo, library_task
+from finetune.train import plan_finetune_batches
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -42,21 +47,72 @@ def weights(model_dir):
     }
 
 
-def test_a_classifier_learns_the_training_sentences(sst2, tmp_path):
-    config = sst2("run", ["schedule.epochs=40", "schedule.peak_learning_rate=3e-3"])
-    result = finetune.finetune(config)
+def test_a_classifier_learns_the_training_sentences(sst2, tmp_path, caplog):
+    config = sst2(
+        "run",
+        [
+            "schedule.epochs=40",
+            "schedule.peak_learning_rate=3e-3",
+            "train.steps_per_loop=4",
+            "train.log_every_steps=4",
+            "train.checkpoint_every_steps=4",
+        ],
+    )
+    with caplog.at_level("INFO", logger="absl"):
+        result = finetune.finetune(config)
     assert result.step == result.total_steps == 80  # int(8 examples / 4 x 40 epochs)
     assert result.eval_metrics["accuracy"] == 1.0  # dev = train here: the 8 sentences are learned
     results = json.loads((tmp_path / "run" / "eval_results.json").read_text())
     assert results["80"] == result.eval_metrics
     assert (tmp_path / "run" / "config.yaml").is_file()
+    # The progress line (every 4 steps, one device-loop call each) and TensorBoard, as in pretraining.
+    lines = re.findall(
+        r"step (\d+)/80  loss \S+  acc \S+  lr \S+  grad_norm \S+  \S+ examples/s  \d+ tok/s", caplog.text
+    )
+    assert [int(step) for step in lines] == list(range(4, 81, 4))
+    assert list((tmp_path / "run" / "train").glob("events.out.tfevents.*"))
 
 
-def test_a_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(sst2):
-    straight = finetune.finetune(sst2("straight", ["train.max_steps=4", "optimizer.name=lamb"]))
-    finetune.finetune(sst2("resumed", ["train.max_steps=2", "optimizer.name=lamb"]))
-    resumed = finetune.finetune(sst2("resumed", ["train.max_steps=4", "optimizer.name=lamb"]))
-    assert straight.step == resumed.step == 4
+def strategy_of(devices):
+    if devices == 1:
+        return tf.distribute.OneDeviceStrategy("/cpu:0")
+    cpus = [f"/cpu:{i}" for i in range(devices)]
+    return tf.distribute.MirroredStrategy(cpus, cross_device_ops=tf.distribute.ReductionToOneDevice())
+
+
+class SignalAfterStep(logging.Handler):
+    """Sends SIGTERM to this process when the progress line of `step` is logged, as a scheduler would."""
+
+    def __init__(self, step):
+        super().__init__()
+        self.step = step
+
+    def emit(self, record):
+        if record.getMessage().startswith(f"step {self.step}/"):
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+@pytest.mark.parametrize("devices", [1, 2], ids=["one-device", "mirrored-2"])
+def test_a_run_stopped_by_max_steps_then_by_sigterm_ends_with_the_weights_of_an_uninterrupted_one(
+    sst2, caplog, devices
+):
+    lamb = ["optimizer.name=lamb"]  # dropout on: its random state resumes too
+    straight = finetune.finetune(sst2("straight", lamb), strategy=strategy_of(devices))
+    assert straight.step == 4
+    finetune.finetune(sst2("stopped", [*lamb, "train.max_steps=2"]), strategy=strategy_of(devices))
+    absl_logger = logging.getLogger("absl")
+    handler = SignalAfterStep(3)
+    absl_logger.addHandler(handler)
+    try:
+        with caplog.at_level("INFO", logger="absl"), pytest.raises(trainer.Preempted) as stopped:
+            finetune.finetune(sst2("stopped", lamb), strategy=strategy_of(devices))
+    finally:
+        absl_logger.removeHandler(handler)
+    assert (stopped.value.step, stopped.value.exit_code) == (3, 143)
+    assert stopped.value.checkpoint.endswith("ckpt-3")
+    assert "resumed from" in caplog.text and "at step 2, with the data position of that step" in caplog.text
+    resumed = finetune.finetune(sst2("stopped", lamb), strategy=strategy_of(devices))
+    assert resumed.step == 4
     expected, found = (
         weights(os.path.dirname(straight.checkpoint)),
         weights(os.path.dirname(resumed.checkpoint)),
@@ -209,21 +265,43 @@ def test_the_demo_compares_pretrained_and_random_encoders_end_to_end(tmp_path):
     assert "| random initialisation |" in demo.table(results)
 
 
-def test_two_replicas_train_the_model_one_device_trains(sst2, tmp_path):
-    # Without dropout (each replica draws its own masks), the same global batch split over two replicas
-    # gives the same update: the loss is the global mean and the gradient is all-reduced once.
+def test_one_replica_with_four_micro_batches_trains_as_four_replicas_with_one(sst2, tmp_path):
+    # Without dropout (each replica draws its own masks), the same global batch split over four replicas or
+    # into four micro-batches gives the same loss and update: the loss is the global mean, the gradient is
+    # all-reduced once.
     no_dropout = tmp_path / "no_dropout.json"
     values = {**TINY_BERT, "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}
     bert.BertConfig.from_dict(values).to_json_file(str(no_dropout))
-    overrides = [f"model.bert_config={no_dropout}", "train.max_steps=3"]
-    one = finetune.finetune(sst2("one", overrides), strategy=tf.distribute.OneDeviceStrategy("/cpu:0"))
-    mirrored = tf.distribute.MirroredStrategy(
-        ["/cpu:0", "/cpu:1"], cross_device_ops=tf.distribute.ReductionToOneDevice()
-    )
-    two = finetune.finetune(sst2("two", overrides), strategy=mirrored)
-    expected, found = weights(os.path.dirname(one.checkpoint)), weights(os.path.dirname(two.checkpoint))
+    overrides = [f"model.bert_config={no_dropout}", "train.max_steps=3", "train.log_every_steps=3"]
+    one = finetune.finetune(sst2("one", [*overrides, "train.micro_batch_size=1"]), strategy=strategy_of(1))
+    four = finetune.finetune(sst2("four", overrides), strategy=strategy_of(4))
+    assert four.train_loss == pytest.approx(one.train_loss, rel=1e-5)
+    expected, found = weights(os.path.dirname(one.checkpoint)), weights(os.path.dirname(four.checkpoint))
     for name, value in expected.items():
         np.testing.assert_allclose(found[name], value, rtol=0, atol=2e-6, err_msg=name)
+
+
+def test_the_batch_plan_is_pretrainings_with_the_fine_tuning_keys(sst2):
+    with pytest.raises(
+        trainer.ConfigError,
+        match=r"config.yaml: train.batch_size: expected a multiple of train.micro_batch_size \(3\), got 4$",
+    ):
+        sst2("run", ["train.micro_batch_size=3"])
+    train = sst2("run", ["train.micro_batch_size=2"]).train
+    assert (
+        plan_finetune_batches(train, strategy_of(1))
+        .describe()
+        .startswith("global batch 4 = micro-batch 2 x 1 replica(s) x 2 accumulation step(s)")
+    )
+    with pytest.raises(
+        trainer.ConfigError,
+        match=r"^train.batch_size \(4\) is not divisible by train.micro_batch_size \(2\) x 4 replica",
+    ):
+        plan_finetune_batches(train, strategy_of(4))
+    with pytest.raises(
+        trainer.ConfigError, match=r"^train.batch_size: expected a multiple of the 4 replicas, got 6$"
+    ):
+        plan_finetune_batches(sst2("run", ["train.batch_size=6"]).train, strategy_of(4))
 
 
 @pytest.mark.parametrize("precision", ["mixed_bfloat16", "mixed_float16"])

@@ -1,4 +1,5 @@
-"""SQuAD v1.1 worked by hand: words and answer positions, run_squad.py's windows, max-context, spans."""
+"""SQuAD v1.1 worked by hand: words and answer positions, run_squad.py's windows, max-context, spans, and the
+answer text cut out of the original words (get_final_text)."""
 
 import numpy as np
 import pytest
@@ -66,21 +67,59 @@ def test_the_answer_span_narrows_to_the_answer_pieces(tokenizer):
     assert (features["start_positions"][0], features["end_positions"][0]) == (5, 5)  # [CLS] who won [SEP] the
 
 
-def test_the_best_valid_span_wins_and_gives_the_context_words():
+def test_the_best_valid_span_wins_and_gives_the_context_words(tokenizer):
     example = squad.SquadExample("q", "who", CONTEXT.split(), ["the dog"])
     windows = [
         squad.Window(0, {4: 4, 5: 5, 6: 6, 7: 7}, {4: False, 5: True, 6: True, 7: True}),
         squad.Window(0, {4: 6, 5: 7, 6: 8, 7: 9}, {4: False, 5: True, 6: True, 7: True}),
     ]
+    input_ids = np.array(
+        [
+            [2, *ids("who"), 3, 0, *ids("the mat and the"), 3],
+            [2, *ids("who"), 3, 0, *ids("and the dog ran"), 3],
+        ]
+    )
     start, end = np.zeros([2, 9]), np.zeros([2, 9])
     start[0, 4], end[0, 4] = 9.0, 9.0  # the best logits, but position 4 is not its max context there
     start[0, 0], end[0, 0] = 8.0, 8.0  # [CLS]: not in the context
     start[1, 5], end[1, 6] = 3.0, 3.0  # words 7-8: "the dog"
     start[1, 7], end[1, 4] = 5.0, 5.0  # end before start: not valid
-    answers = squad.predict_answers([example], windows, start, end, n_best_size=3, max_answer_length=30)
-    assert answers == {"q": "the dog"}
-    assert squad.predict_answers([example], windows, start, end, 3, max_answer_length=1) != {"q": "the dog"}
-    assert squad.evaluate([example], windows, start, end, 3, 30) == {"exact_match": 100.0, "f1": 100.0}
+    args = ([example], windows, input_ids, start, end, tokenizer)
+    assert squad.predict_answers(*args, n_best_size=3, max_answer_length=30) == {"q": "the dog"}
+    assert squad.predict_answers(*args, n_best_size=3, max_answer_length=1) != {"q": "the dog"}
+    assert squad.evaluate(*args, 3, 30) == {"exact_match": 100.0, "f1": 100.0}
+
+
+@pytest.mark.parametrize(
+    ("predicted", "normalised", "original", "answer"),
+    [
+        ("1995", "( 1995 ) ,", "(1995),", "1995"),  # the pieces inside the word
+        ("denver broncos", "the denver broncos .", "The Denver Broncos.", "Denver Broncos"),  # case
+        ("cafe", "cafe , and", "Café, and", "Café"),  # an accent stripped: the same number of characters
+        ("denver", "denver ' s", "Denver's", "Denver"),
+        ("rams", "the denver broncos", "The Denver Broncos", "The Denver Broncos"),  # not found: whole
+        ("fine", "fine", "\ufb01ne", "\ufb01ne"),  # the ligature became two characters: no alignment
+        ("[UNK]", "[UNK] ,", "Zürich,", "Zürich,"),  # 6 characters against 7
+        ("[UNK]", "the [UNK]", "the Tokyo", "Tokyo"),  # 5 against 5: aligned
+    ],
+)
+def test_the_answer_is_cut_out_of_the_original_words_where_the_characters_align(
+    predicted, normalised, original, answer
+):
+    assert squad.final_text(predicted, normalised, original) == answer
+
+
+def test_predicted_pieces_join_into_the_tokenizers_words_and_map_onto_the_context(tokenizer):
+    assert squad.join_pieces(["the", "cat", "##s", ",", "sat"]) == "the cats , sat"
+    context = "The Denver Broncos, won."
+    example = squad.make_example("q", "who won", context, ["Denver Broncos"], [4])
+    features, windows = squad.encode([example], tokenizer, 16, 8, 64, is_training=False)
+    # [CLS] who won [SEP] the denver broncos , won . [SEP]: "denver broncos" at positions 5 and 6
+    np.testing.assert_array_equal(features["input_ids"][0, 4:10], ids("the denver broncos , won ."))
+    start, end = np.zeros([1, 16]), np.zeros([1, 16])
+    start[0, 5], end[0, 6] = 1.0, 1.0
+    answers = squad.predict_answers([example], windows, features["input_ids"], start, end, tokenizer)
+    assert answers == {"q": "Denver Broncos"}  # not the whole words "Denver Broncos,"
 
 
 def test_the_official_json_is_read_and_a_broken_one_named(tmp_path):

@@ -1,11 +1,20 @@
-"""What a user watches: tokens/s and model FLOP utilisation from hand-computed figures, the peak FLOP/s of
-the run's devices (named TPUs through the accelerator type), and the trust-ratio histogram."""
+"""What a user watches: the progress line of pretraining and of fine-tuning, tokens/s and model FLOP
+utilisation from hand-computed figures, the peak FLOP/s of the run's devices (named TPUs through the
+accelerator type), and the trust-ratio histogram."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from trainer.summaries import TPU_TYPE_VARIABLE, Throughput, device_name, histogram_proto, peak_flops
+from trainer.step import PRETRAINING_LOSS
+from trainer.summaries import (
+    TPU_TYPE_VARIABLE,
+    Throughput,
+    device_name,
+    histogram_proto,
+    peak_flops,
+    progress_line,
+)
 
 
 def test_tokens_per_second_and_model_flop_utilisation_from_sequences_per_second():
@@ -48,3 +57,32 @@ def test_the_trust_ratio_histogram_counts_every_value_in_equal_buckets():
     assert list(histogram.bucket_limit) == [1.5, 2.5, 3.5, 4.5]
     assert list(histogram.bucket) == [3.0, 1.0, 0.0, 1.0]
     assert histogram.sum == 9.0 and histogram.sum_squares == pytest.approx(np.sum(np.square(values)))
+
+
+def test_the_progress_line_shows_the_loss_definitions_numbers_in_the_runs_unit():
+    metrics = {
+        "gradient_norm": 0.8741,
+        "tokens_per_second": 17539.2,
+        "seconds_per_step": 0.5,
+        "skipped_steps": 1.0,
+    }
+    pretraining = {
+        **metrics,
+        "loss": 6.46461,
+        "masked_lm_accuracy": 0.14171,
+        "next_sentence_accuracy": 0.61019,
+        "sequences_per_second": 274.04,
+        "model_flops_utilization": 0.33,
+    }
+    line = progress_line(300, 300, pretraining, 8.442e-4, fields=PRETRAINING_LOSS.progress, unit="seq")
+    assert line == (
+        "step 300/300  loss 6.4646  mlm_acc 0.1417  nsp_acc 0.6102  lr 8.442e-04  grad_norm 0.874  "
+        "274.0 seq/s  17539 tok/s  MFU 33.0%  ETA 0s"
+    )
+    classification = {**metrics, "loss": 0.69314, "accuracy": 0.5, "sequences_per_second": 64.0}
+    fields = (("loss", "loss"), ("acc", "accuracy"))
+    line = progress_line(6, 10, classification, 2e-5, fields=fields, unit="examples", loss_scale=16384.0)
+    assert line == (
+        "step 6/10  loss 0.6931  acc 0.5000  lr 2.000e-05  grad_norm 0.874  64.0 examples/s  17539 tok/s  "
+        "ETA 2s  loss_scale 16384  skipped 1"
+    )
