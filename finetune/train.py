@@ -160,7 +160,8 @@ def make_dataset_fn(features, batch_size, seed, steps):
         first = input_context.input_pipeline_id * host_batch_size
         rows = order[:, first : first + host_batch_size]  # [steps, host batch]
         table = {name: tf.constant(value) for name, value in features.items()}
-        dataset = tf.data.Dataset.from_tensor_slices(rows)
+        # Repeated: the input's look-ahead reads one batch past the last step (trainer/inputs.py), unused.
+        dataset = tf.data.Dataset.from_tensor_slices(rows).repeat()
         return dataset.map(lambda indices: {name: tf.gather(t, indices) for name, t in table.items()})
 
     return dataset_fn
@@ -363,7 +364,7 @@ def finetune(config, strategy=None):
         model=run.model,
         optimizer=training.optimizer,
         step=training.step,
-        input_checkpoint=inputs.checkpoint,
+        inputs=inputs,
         keep=train.keep_checkpoints,
     )
     restore_or_initialise(config, run, checkpoints)
