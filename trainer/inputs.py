@@ -205,19 +205,21 @@ class DistributedInput:
         """Restores the iterators' positions (and the look-ahead's rows) that `checkpoint` saved at `path`.
 
         Raises ValueError saying why a saved input position does not fit this input."""
-        saved = {name.split("/")[0] for name, _ in tf.train.list_variables(path)}
-        if self.lookahead is not None and LOOKAHEAD_KEY not in saved:
-            raise ValueError(
-                "it was saved without the look-ahead rows (by an earlier version of the trainer), so the "
-                "input cannot resume exactly from it"
-            )
         try:
-            self.checkpoint.restore(path).assert_consumed()
+            saved = {name.split("/")[0] for name, _ in tf.train.list_variables(path)}
+            without_lookahead = self.lookahead is not None and LOOKAHEAD_KEY not in saved
+            if not without_lookahead:
+                self.checkpoint.restore(path).assert_consumed()
         except (AssertionError, ValueError, tf.errors.OpError):
             raise ValueError(
                 "it holds the input position of another set-up (number of input hosts or replicas, batch "
                 "size or training files)"
             ) from None
+        if without_lookahead:
+            raise ValueError(
+                "it was saved without the look-ahead rows (by an earlier version of the trainer), so the "
+                "input cannot resume exactly from it"
+            )
 
     def free(self):
         """Drops the iterators now. A tf.data iterator freed during interpreter shutdown (by the cyclic

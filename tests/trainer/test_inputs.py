@@ -104,6 +104,9 @@ def test_an_input_restored_into_a_fresh_loop_trains_on_the_batches_an_uninterrup
     uninterrupted = recorder.rows_seen()[:, 2:]
     np.testing.assert_array_equal(fresh_recorder.rows_seen()[:, :2], uninterrupted)
     np.testing.assert_array_equal(uninterrupted, replica_slices(dataset_batches(8, 4)[2:], 4))
+    # The rows are saved per replica: one replica cannot take over the position of four.
+    with pytest.raises(ValueError, match=r"^it holds the input position of another set-up \(number of"):
+        DistributedInput(strategy_of(1), numbered_batches, 4 * REPLICA_BATCH).restore(path)
 
 
 def test_an_input_position_saved_without_the_look_ahead_is_refused_in_one_line(tmp_path):

@@ -86,10 +86,15 @@ def host_ops(device_loop):
     return collections.Counter(n.op for n in per_call), collections.Counter(n.op for n in per_step)
 
 
-def test_the_host_work_per_call_and_per_step_does_not_grow_with_devices_or_steps_per_loop(weights):
+@pytest.fixture(scope="module")
+def device_loops(weights):
+    """{devices: (device loop, model, step counter)} for 1 and 4 devices, shared by the graph tests."""
+    return {devices: device_loop_of(strategy_of(devices), weights) for devices in (1, 4)}
+
+
+def test_the_host_work_per_call_and_per_step_does_not_grow_with_devices_or_steps_per_loop(device_loops):
     counts = {}
-    for devices in (1, 4):
-        device_loop, _, step = device_loop_of(strategy_of(devices), weights)
+    for devices, (device_loop, _, step) in device_loops.items():
         totals = {steps: device_loop(tf.constant(steps)) for steps in (1, 10)}
         assert int(step.numpy()) == 11
         # The totals restart with each call and hold the global batch of each of its steps.
@@ -122,8 +127,8 @@ def writes_a_variable(node):
     return node.op.startswith(("Assign", "ResourceApply", "ResourceScatter"))
 
 
-def test_the_copy_of_the_next_steps_rows_to_the_devices_waits_for_nothing_of_the_step(weights):
-    device_loop, _, _ = device_loop_of(strategy_of(4), weights)
+def test_the_copy_of_the_next_steps_rows_to_the_devices_waits_for_nothing_of_the_step(device_loops):
+    device_loop, _, _ = device_loops[4]
     _, loop = traced_loop(device_loop)
     nodes = {node.name: node for node in loop["body"].node_def}
     writes = [node for node in nodes.values() if LOOKAHEAD_SCOPE in node.name and writes_a_variable(node)]
