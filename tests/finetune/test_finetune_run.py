@@ -2,6 +2,7 @@
 SIGTERM, on one and two replicas), splits the batch into replicas or micro-batches alike, starts from an
 export, runs LAMB, evaluates a checkpoint, reports bad input as one line; the demo's task and comparison."""
 
+import contextlib
 import json
 import logging
 import os
@@ -92,26 +93,40 @@ class SignalAfterStep(logging.Handler):
             os.kill(os.getpid(), signal.SIGTERM)
 
 
-@pytest.mark.parametrize("devices", [1, 2], ids=["one-device", "mirrored-2"])
-def test_a_run_stopped_by_max_steps_then_by_sigterm_ends_with_the_weights_of_an_uninterrupted_one(
-    sst2, caplog, devices
-):
+@contextlib.contextmanager
+def sigterm_after_step(step):
+    handler = SignalAfterStep(step)
+    logging.getLogger("absl").addHandler(handler)
+    try:
+        yield
+    finally:
+        logging.getLogger("absl").removeHandler(handler)
+
+
+@pytest.mark.parametrize(
+    ("devices", "stop"),
+    [(1, "max_steps"), (2, "sigterm")],
+    ids=["one-device-max-steps", "mirrored-2-sigterm"],
+)
+def test_a_stopped_and_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(sst2, caplog, devices, stop):
     lamb = ["optimizer.name=lamb"]  # dropout on: its random state resumes too
+    caplog.set_level("INFO", logger="absl")
     straight = finetune.finetune(sst2("straight", lamb), strategy=strategy_of(devices))
     assert straight.step == 4
-    finetune.finetune(sst2("stopped", [*lamb, "train.max_steps=2"]), strategy=strategy_of(devices))
-    absl_logger = logging.getLogger("absl")
-    handler = SignalAfterStep(3)
-    absl_logger.addHandler(handler)
-    try:
-        with caplog.at_level("INFO", logger="absl"), pytest.raises(trainer.Preempted) as stopped:
+    if stop == "max_steps":
+        assert (
+            finetune.finetune(
+                sst2("stopped", [*lamb, "train.max_steps=2"]), strategy=strategy_of(devices)
+            ).step
+            == 2
+        )
+    else:
+        with sigterm_after_step(2), pytest.raises(trainer.Preempted) as stopped:
             finetune.finetune(sst2("stopped", lamb), strategy=strategy_of(devices))
-    finally:
-        absl_logger.removeHandler(handler)
-    assert (stopped.value.step, stopped.value.exit_code) == (3, 143)
-    assert stopped.value.checkpoint.endswith("ckpt-3")
-    assert "resumed from" in caplog.text and "at step 2, with the data position of that step" in caplog.text
+        assert (stopped.value.step, stopped.value.exit_code) == (2, 143)
+        assert stopped.value.checkpoint.endswith("ckpt-2")
     resumed = finetune.finetune(sst2("stopped", lamb), strategy=strategy_of(devices))
+    assert re.search(r"resumed from \S+ckpt-2 at step 2, with the data position of that step", caplog.text)
     assert resumed.step == 4
     expected, found = (
         weights(os.path.dirname(straight.checkpoint)),
@@ -265,18 +280,18 @@ def test_the_demo_compares_pretrained_and_random_encoders_end_to_end(tmp_path):
     assert "| random initialisation |" in demo.table(results)
 
 
-def test_one_replica_with_four_micro_batches_trains_as_four_replicas_with_one(sst2, tmp_path):
-    # Without dropout (each replica draws its own masks), the same global batch split over four replicas or
-    # into four micro-batches gives the same loss and update: the loss is the global mean, the gradient is
-    # all-reduced once.
+def test_one_replica_with_four_micro_batches_trains_as_two_replicas_with_two(sst2, tmp_path):
+    # Without dropout (each replica draws its own masks), the same global batch split into four micro-batches
+    # or over two replicas with two each gives the same loss and update: the loss is the global mean, the
+    # gradient is all-reduced once. (One step of 1 x 4 against 4 x 1: tests/finetune/test_finetune_step.py.)
     no_dropout = tmp_path / "no_dropout.json"
     values = {**TINY_BERT, "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}
     bert.BertConfig.from_dict(values).to_json_file(str(no_dropout))
     overrides = [f"model.bert_config={no_dropout}", "train.max_steps=3", "train.log_every_steps=3"]
     one = finetune.finetune(sst2("one", [*overrides, "train.micro_batch_size=1"]), strategy=strategy_of(1))
-    four = finetune.finetune(sst2("four", overrides), strategy=strategy_of(4))
-    assert four.train_loss == pytest.approx(one.train_loss, rel=1e-5)
-    expected, found = weights(os.path.dirname(one.checkpoint)), weights(os.path.dirname(four.checkpoint))
+    two = finetune.finetune(sst2("two", [*overrides, "train.micro_batch_size=1"]), strategy=strategy_of(2))
+    assert two.train_loss == pytest.approx(one.train_loss, rel=1e-5)
+    expected, found = weights(os.path.dirname(one.checkpoint)), weights(os.path.dirname(two.checkpoint))
     for name, value in expected.items():
         np.testing.assert_allclose(found[name], value, rtol=0, atol=2e-6, err_msg=name)
 
