@@ -53,7 +53,8 @@ $(DEMO_DATA)/meta.json: | $(DEV_STAMP)
 		--overwrite
 
 ## make demo-finetune: after make demo, fine-tune its BERT-tiny and a randomly initialised one on the library
-## task (docs/finetuning.md) with the same budget; prints both held-out accuracies.
+## task (16 labelled sentences per library, docs/finetuning.md) with the same budget, for three seeds; prints
+## both held-out accuracies, their means and the difference.
 demo-finetune: $(DEV_STAMP)
 	$(PY) -m finetune.demo
 

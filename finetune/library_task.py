@@ -1,17 +1,19 @@
 """The demo's fine-tuning task, built from the embedded corpus: which library a documentation sentence comes
-from (the Python standard library, numpy or TensorFlow).
+from (the Python standard library, numpy or TensorFlow), learnt from very few labelled sentences.
 
 A document is one module's docstrings (data/corpus.py). Every fifth module of each library (in the corpus's
 order) is held out, so no evaluation sentence shares a module with a training sentence. Sentences that name
 their library (numpy, np., tensorflow, tf., keras) or have fewer than 6 words are dropped, then each library
-gives the same number of sentences (the smallest library's count, capped), drawn with a fixed seed: always
-answering one library scores 1/3. The demo trains on 300 sentences per library (900 in all, where what the
-encoder already knows matters most) and evaluates on 600 per library.
+gives the same number of sentences (the smallest library's count, capped), so always answering one library
+scores 1/3. The held-out set is drawn with a fixed seed (600 sentences per library: the same for every
+seed); the training set, 16 sentences per library (48 in all: few labels, where what the encoder learnt
+from unlabelled text matters), is drawn with the given seed, so each seed of the demo sees other labels.
 
-    python -m finetune.library_task --output_dir=runs/demo/library     # train.tsv, dev.tsv
+    python -m finetune.library_task --output_dir=runs/demo/library/seed-0 --seed=0    # train.tsv, dev.tsv
 """
 
 import argparse
+import functools
 import os
 import random
 import re
@@ -22,19 +24,25 @@ LIBRARIES = ("stdlib", "numpy", "tensorflow")  # the order of data.corpus's embe
 GIVEAWAY = re.compile(r"numpy|tensorflow|keras|\bnp\.|\btf\.", re.IGNORECASE)
 MIN_WORDS = 6
 HELD_OUT_EVERY = 5
+TRAIN_PER_LIBRARY = 16
+EVAL_PER_LIBRARY = 600
+HELD_OUT_SEED = 0  # the held-out sample is the same whatever the training seed
 
 
+@functools.lru_cache(maxsize=2)
 def library_documents(max_documents=None):
-    """{library: [document, ...]} of the embedded corpus (the first `max_documents` modules of each)."""
+    """{library: (document, ...)} of the embedded corpus (the first `max_documents` modules of each);
+    parsed once per process."""
     # data.corpus keeps the per-library roots to itself; its module walk is reused as it is.
     roots = corpus._embedded_roots()
     documents = {}
     for library, (_, root) in zip(LIBRARIES, roots, strict=True):
         documents[library] = []
         for document in corpus._module_documents(root):
-            documents[library].append(document)
+            documents[library].append(tuple(document))
             if max_documents is not None and len(documents[library]) >= max_documents:
                 break
+        documents[library] = tuple(documents[library])
     return documents
 
 
@@ -43,8 +51,8 @@ def usable(sentence):
 
 
 def split_by_document(documents, train_per_library, eval_per_library, seed=0):
-    """(train rows, eval rows) of (sentence, library), balanced over the libraries, held out by document."""
-    rng = random.Random(seed)
+    """(train rows, eval rows) of (sentence, library), balanced over the libraries, held out by document;
+    `seed` draws the training rows, the eval rows are drawn with HELD_OUT_SEED."""
     pools = {}
     for library, docs in documents.items():
         held_out = [s for i, d in enumerate(docs) if i % HELD_OUT_EVERY == 0 for s in d if usable(s)]
@@ -52,12 +60,13 @@ def split_by_document(documents, train_per_library, eval_per_library, seed=0):
         pools[library] = (sorted(set(kept)), sorted(set(held_out) - set(kept)))
     train_count = min(train_per_library, *(len(train) for train, _ in pools.values()))
     eval_count = min(eval_per_library, *(len(held) for _, held in pools.values()))
+    train_rng, eval_rng = random.Random(seed), random.Random(HELD_OUT_SEED)
     train_rows, eval_rows = [], []
     for library, (train, held) in pools.items():
-        train_rows += [(s, library) for s in rng.sample(train, train_count)]
-        eval_rows += [(s, library) for s in rng.sample(held, eval_count)]
-    rng.shuffle(train_rows)
-    rng.shuffle(eval_rows)
+        train_rows += [(s, library) for s in train_rng.sample(train, train_count)]
+        eval_rows += [(s, library) for s in eval_rng.sample(held, eval_count)]
+    train_rng.shuffle(train_rows)
+    eval_rng.shuffle(eval_rows)
     return train_rows, eval_rows
 
 
@@ -71,7 +80,13 @@ def write_tsv(path, rows):
     os.replace(temporary, path)
 
 
-def write_library_task(output_dir, train_per_library=300, eval_per_library=600, max_documents=None, seed=0):
+def write_library_task(
+    output_dir,
+    train_per_library=TRAIN_PER_LIBRARY,
+    eval_per_library=EVAL_PER_LIBRARY,
+    max_documents=None,
+    seed=0,
+):
     """Writes output_dir/train.tsv and dev.tsv (dev.tsv last); returns (train rows, eval rows)."""
     train_rows, eval_rows = split_by_document(
         library_documents(max_documents), train_per_library, eval_per_library, seed
@@ -85,10 +100,13 @@ def write_library_task(output_dir, train_per_library=300, eval_per_library=600, 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--output_dir", required=True)
-    parser.add_argument("--train_per_library", type=int, default=300)
-    parser.add_argument("--eval_per_library", type=int, default=600)
+    parser.add_argument("--train_per_library", type=int, default=TRAIN_PER_LIBRARY)
+    parser.add_argument("--eval_per_library", type=int, default=EVAL_PER_LIBRARY)
+    parser.add_argument("--seed", type=int, default=0, help="draws the training sentences")
     args = parser.parse_args()
-    train_rows, eval_rows = write_library_task(args.output_dir, args.train_per_library, args.eval_per_library)
+    train_rows, eval_rows = write_library_task(
+        args.output_dir, args.train_per_library, args.eval_per_library, seed=args.seed
+    )
     print(f"{args.output_dir}: {len(train_rows)} training and {len(eval_rows)} held-out sentences")
 
 

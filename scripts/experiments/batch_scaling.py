@@ -65,7 +65,13 @@ import data  # noqa: E402
 import trainer  # noqa: E402
 from data.corpus import DocumentList, embedded_corpus  # noqa: E402
 from data.create_pretraining_data import CreationConfig, create_pretraining_data  # noqa: E402
-from scripts.experiments.experiment_common import batch_list, positive, write_atomically  # noqa: E402
+from scripts.experiments.experiment_common import (  # noqa: E402
+    OneLineParser,
+    batch_list,
+    learning_rate_list,
+    positive,
+    write_atomically,
+)
 from trainer.controller import SUMMARY_DIR_NAME  # noqa: E402
 
 OPTIMIZERS = ("lamb", "adamw")
@@ -614,23 +620,6 @@ def write_tuning_outputs(out_dir, rows, setup, meta, train_sequences, command, s
 
 # ----------------------------------------------------------------------------------------------------
 # Command line
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """Argument errors are one line and exit code 2."""
-
-    def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
-def learning_rate_list(text):
-    try:
-        rates = tuple(float(item) for item in text.split(","))
-    except ValueError:
-        rates = ()
-    if not rates or not all(0 < rate < math.inf for rate in rates):
-        raise argparse.ArgumentTypeError(f"expected comma-separated positive numbers, got {text!r}")
-    return rates
 
 
 def optimizer_list(text):

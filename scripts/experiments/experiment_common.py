@@ -1,5 +1,5 @@
-"""Command-line argument types and atomic output writing shared by the experiment scripts
-(batch_scaling.py, mnist_table.py)."""
+"""Command-line argument types, the one-line argument parser and atomic output writing shared by the
+experiment scripts (batch_scaling.py, mnist_table.py, library_gap.py)."""
 
 import argparse
 import math
@@ -39,3 +39,21 @@ def batch_list(text):
     if not sizes or min(sizes) < 1:
         raise argparse.ArgumentTypeError(f"expected comma-separated positive integers, got {text!r}")
     return tuple(sorted(set(sizes)))
+
+
+def learning_rate_list(text):
+    """An argparse type: comma-separated positive numbers, in the order given."""
+    try:
+        rates = tuple(float(item) for item in text.split(","))
+    except ValueError:
+        rates = ()
+    if not rates or not all(0 < rate < math.inf for rate in rates):
+        raise argparse.ArgumentTypeError(f"expected comma-separated positive numbers, got {text!r}")
+    return rates
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """Argument errors are one line and exit code 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}\n")

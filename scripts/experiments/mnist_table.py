@@ -62,7 +62,12 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-from scripts.experiments.experiment_common import batch_list, positive, write_atomically  # noqa: E402
+from scripts.experiments.experiment_common import (  # noqa: E402
+    OneLineParser,
+    batch_list,
+    positive,
+    write_atomically,
+)
 
 NETWORKS = ("mlp", "cnn", "birnn", "bigru", "bilstm")
 NETWORK_TITLES = {"mlp": "MLP", "cnn": "CNN", "birnn": "Bi-RNN", "bigru": "Bi-GRU", "bilstm": "Bi-LSTM"}
@@ -739,13 +744,6 @@ def write_outputs(rows, dataset, args, command, plot=True):
 
 # ----------------------------------------------------------------------------------------------------
 # Command line
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """Argument errors are one line and exit code 2."""
-
-    def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message}\n")
 
 
 def comma_list(allowed):

@@ -246,12 +246,20 @@ def test_the_library_task_holds_out_whole_modules_and_balances_the_libraries():
     }
     train, held = library_task.split_by_document(documents, train_per_library=100, eval_per_library=100)
     # modules 0 and 5 of each library are held out; numpy has the fewest usable sentences: 4 x 2 and 2 x 2
-    assert sorted({label for _, label in train}) == ["numpy", "stdlib", "tensorflow"]
+    for library in ("stdlib", "numpy", "tensorflow"):
+        assert [label for _, label in train].count(library) == 8
+        assert [label for _, label in held].count(library) == 4
     assert len(train) == 3 * 8 and len(held) == 3 * 4
     for text, _ in held:
         assert text.split()[-1][1] in "05"
     for text, _ in train:
         assert text.split()[-1][1] not in "05" and "numpy" not in text and text != "too short"
+    # A seed draws the labelled sentences; the held-out ones are the same for every seed.
+    train_0, held_0 = library_task.split_by_document(documents, train_per_library=3, eval_per_library=2)
+    train_1, held_1 = library_task.split_by_document(documents, 3, 2, seed=1)
+    assert sorted(held_0) == sorted(held_1) and sorted(train_0) != sorted(train_1)
+    for rows in (train_0, train_1):
+        assert sorted(label for _, label in rows) == ["numpy"] * 3 + ["stdlib"] * 3 + ["tensorflow"] * 3
 
 
 def test_the_demo_compares_pretrained_and_random_encoders_end_to_end(tmp_path):
@@ -260,24 +268,33 @@ def test_the_demo_compares_pretrained_and_random_encoders_end_to_end(tmp_path):
     export_dir = trainer.export_model(pretrained, str(tmp_path / "pretraining"), vocab, saved_model=False)
     overrides = [
         f"model.init_checkpoint={export_dir}",
-        f"task.data_dir={tmp_path / 'library'}",
-        f"runtime.model_dir={tmp_path / 'library' / 'finetuned' / 'pretrained'}",
         "task.max_seq_length=16",
         "train.max_steps=3",
         "train.eval_batch_size=8",
     ]
     kwargs = {"train_per_library": 8, "eval_per_library": 4, "max_documents": 10}
-    results = demo.compare(overrides=overrides, library_kwargs=kwargs)
-    assert set(results) == {
-        (way, start) for way in ("probe", "finetuned") for start in ("pretrained", "random")
-    }
-    for (way, start), metrics in results.items():
-        assert 0.0 <= metrics["accuracy"] <= 1.0
-        # the config's 24 sentences x 10 epochs / 32 = 7 steps, cut at max_steps 3, for every run
-        assert tf.train.latest_checkpoint(str(tmp_path / "library" / way / start)).endswith("ckpt-3")
-    rows = (tmp_path / "library" / "dev.tsv").read_text().splitlines()
-    assert rows[0] == "sentence\tlabel" and len(rows) == 1 + 3 * 4
-    assert "| random initialisation |" in demo.table(results)
+    work_dir = tmp_path / "library"
+    results = demo.compare(overrides=overrides, seeds=(0, 1), work_dir=str(work_dir), library_kwargs=kwargs)
+    assert set(results) == {(start, seed) for start in ("pretrained", "random") for seed in (0, 1)}
+    for (start, seed), accuracy in results.items():
+        assert 0.0 <= accuracy <= 1.0
+        # the config's 24 sentences x 16 epochs / 16 = 24 steps, cut at max_steps 3, for every run
+        assert tf.train.latest_checkpoint(str(work_dir / f"seed-{seed}" / start)).endswith("ckpt-3")
+    dev = [(work_dir / f"seed-{seed}" / "dev.tsv").read_text().splitlines() for seed in (0, 1)]
+    assert dev[0][0] == "sentence\tlabel" and len(dev[0]) == 1 + 3 * 4 and dev[0] == dev[1]
+    train = [(work_dir / f"seed-{seed}" / "train.tsv").read_text().splitlines() for seed in (0, 1)]
+    assert len(train[0]) == 1 + 3 * 8 and train[0] != train[1]
+
+
+def test_the_demo_table_gives_every_seed_the_means_and_the_difference():
+    results = {("pretrained", 0): 0.5, ("random", 0): 0.4, ("pretrained", 1): 0.45, ("random", 1): 0.47}
+    assert demo.table(results).splitlines() == [
+        "| encoder at the start | seed 0 | seed 1 | mean |",
+        "|---|---|---|---|",
+        "| pretrained (make demo) | 0.5000 | 0.4500 | 0.4750 |",
+        "| random initialisation | 0.4000 | 0.4700 | 0.4350 |",
+        "| difference | +0.1000 | -0.0200 | +0.0400 |",
+    ]
 
 
 def test_one_replica_with_four_micro_batches_trains_as_two_replicas_with_two(sst2, tmp_path):
